@@ -1,0 +1,98 @@
+"""Input validation for the layers: compiled kernels do no bounds checks, so every
+array is checked here, before a kernel sees it.
+
+Errors name the argument, what was expected and what came, e.g.
+``h0: expected shape (N, H) = (2, 5), got (2, 4)``.
+"""
+
+import numpy as np
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"{value.ndim}-D {value.dtype} array of shape {value.shape}"
+    return f"{type(value).__name__}"
+
+
+def _shape_text(labels, expected):
+    names = ", ".join(labels)
+    if all(e is None for e in expected):
+        return f"({names})"
+    values = ", ".join("?" if e is None else str(e) for e in expected)
+    if len(expected) == 1:
+        values += ","
+    return f"({names}) = ({values})"
+
+
+def check_shape(name, array, labels, expected):
+    """Raise ValueError unless ``array`` has ``len(labels)`` dimensions of the
+    ``expected`` sizes (``None`` = any size >= 1)."""
+    if array.ndim != len(labels):
+        raise ValueError(
+            f"{name}: expected a {len(labels)}-D array of shape {_shape_text(labels, expected)}, "
+            f"got a {array.ndim}-D array of shape {array.shape}")
+    for size, want in zip(array.shape, expected):
+        if (want is None and size < 1) or (want is not None and size != want):
+            raise ValueError(
+                f"{name}: expected shape {_shape_text(labels, expected)}, got {array.shape}")
+
+
+def float_array(name, value, labels, expected, dtype=None, cast=False):
+    """Return ``value`` as a C-contiguous float array of the given shape.
+
+    dtype: the compute dtype.  With ``cast=False`` a float array of another
+    precision is a TypeError (no silent up- or down-cast of data); with
+    ``cast=True`` it is converted (used for states such as h0, which callers
+    often build with ``np.zeros`` whatever the model's dtype).
+    """
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except Exception as exc:  # pragma: no cover - numpy's message is kept
+            raise TypeError(f"{name}: expected a float array, got {_describe(value)}") from exc
+    if not np.issubdtype(value.dtype, np.floating):
+        if not (cast and np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)):
+            raise TypeError(f"{name}: expected a float array, got {_describe(value)}")
+    if dtype is not None and value.dtype != dtype and not cast:
+        raise TypeError(
+            f"{name}: expected {np.dtype(dtype).name} to match the layer's parameters, "
+            f"got {value.dtype.name} (build the layer with dtype={value.dtype.name} or cast the input)")
+    check_shape(name, value, labels, expected)
+    return np.ascontiguousarray(value, dtype=dtype if dtype is not None else value.dtype)
+
+
+def index_array(name, value, labels, expected, upper):
+    """Return ``value`` as a C-contiguous int64 array of indices in ``[0, upper)``."""
+    if not isinstance(value, np.ndarray):
+        value = np.asarray(value)
+    if not np.issubdtype(value.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer word indices, got {_describe(value)}")
+    check_shape(name, value, labels, expected)
+    low, high = value.min(), value.max()
+    if low < 0 or high >= upper:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name}: expected indices in [0, {upper}), got {bad}")
+    return np.ascontiguousarray(value, dtype=np.int64)
+
+
+def parameter(layer, key, labels, expected, dtype=None):
+    """Fetch ``layer.params[key]`` (read at every call, never cached) and check it.
+
+    All parameters of a layer must share one float dtype; ``dtype`` is the one
+    the layer's first parameter set.  Returns a C-contiguous array: the very
+    same object when it already is one.
+    """
+    value = layer.params.get(key)
+    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(f"{key}: expected a float parameter array, got {_describe(value)}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{key}: expected {np.dtype(dtype).name} like the layer's other "
+                        f"parameters, got {value.dtype.name}")
+    check_shape(key, value, labels, expected)
+    return np.ascontiguousarray(value)
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)

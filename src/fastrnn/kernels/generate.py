@@ -1,0 +1,109 @@
+"""Token-by-token generation from an embedding -> stacked cells -> linear model.
+
+The whole loop (cell steps, output layer, softmax, top-k, draw) runs in one
+compiled call: per token there is no Python and no numpy temporary.  Random draws
+come in as an array of uniforms made by the caller's seeded numpy Generator, so
+a run is reproducible and the kernel keeps no random state.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+from .activations import sigmoid, tanh
+
+
+@kernel
+def _cell_step(inp, wx, wh, b, h, c, is_lstm, pre, rec):
+    """One step of one layer for a single stream, updating h (1, H) and c (1, H).
+
+    inp (1, D); wx (D, G); wh (H, G); b (G,); pre, rec (1, G) scratch; G = 4H for
+    an LSTM (gates i, f, o, g), H for a tanh RNN.
+    """
+    H = h.shape[1]
+    np.dot(inp, wx, pre)
+    np.dot(h, wh, rec)
+    if is_lstm:
+        for j in range(H):
+            i_gate = sigmoid(pre[0, j] + rec[0, j] + b[j])
+            f_gate = sigmoid(pre[0, H + j] + rec[0, H + j] + b[H + j])
+            o_gate = sigmoid(pre[0, 2 * H + j] + rec[0, 2 * H + j] + b[2 * H + j])
+            g_gate = tanh(pre[0, 3 * H + j] + rec[0, 3 * H + j] + b[3 * H + j])
+            c_new = f_gate * c[0, j] + i_gate * g_gate
+            c[0, j] = c_new
+            h[0, j] = o_gate * tanh(c_new)
+    else:
+        for j in range(H):
+            h[0, j] = tanh(pre[0, j] + rec[0, j] + b[j])
+
+
+@kernel
+def _choose(logits, temperature, top_k, uniform, probs):
+    """Pick a token from logits (V,): argmax when temperature == 0, else a draw
+    from softmax(logits / temperature) restricted to the top_k largest (0 = all)."""
+    V = logits.shape[0]
+    if temperature == 0.0 or top_k == 1:
+        return np.argmax(logits)
+    threshold = -np.inf
+    if 0 < top_k < V:
+        threshold = np.partition(logits, V - top_k)[V - top_k]
+    top = np.max(logits)
+    total = 0.0
+    for v in range(V):
+        if logits[v] >= threshold:
+            p = np.exp((logits[v] - top) / temperature)
+        else:
+            p = 0.0
+        probs[v] = p
+        total += p
+    target = uniform * total
+    running = 0.0
+    last = 0
+    for v in range(V):
+        if probs[v] > 0.0:
+            running += probs[v]
+            last = v
+            if running > target:
+                return v
+    return last
+
+
+@kernel
+def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, top_k,
+             uniforms, h, c, out):
+    """Feed ``prime`` then generate ``out.shape[0]`` tokens.
+
+    embedding (V, E); wxs, whs, bs: tuples with one (D_l, G), (H, G), (G,) array
+    per layer (D_0 = E, D_l = H above); fc_w (H, V), fc_b (V,); prime (P,) int64,
+    P >= 1, tokens in [0, V); temperature >= 0 (0 = greedy); top_k >= 0
+    (0 = no cut); uniforms (n,) float64 in [0, 1), one per generated token;
+    h, c (L, H) the state of every layer, updated in place (c unused for a tanh
+    RNN).  Writes out (n,) int64.
+    """
+    L = h.shape[0]
+    H = h.shape[1]
+    G = bs[0].shape[0]
+    V = fc_b.shape[0]
+    pre = np.empty((1, G), dtype=h.dtype)
+    rec = np.empty((1, G), dtype=h.dtype)
+    logits_2d = np.empty((1, V), dtype=h.dtype)
+    logits = np.empty(V, dtype=np.float64)
+    probs = np.empty(V, dtype=np.float64)
+    n_new = out.shape[0]
+    n_steps = prime.shape[0] + n_new - 1
+    token = prime[0]
+    for step in range(n_steps):
+        inp = embedding[token:token + 1]
+        for layer in range(L):
+            h_l = h[layer:layer + 1]
+            _cell_step(inp, wxs[layer], whs[layer], bs[layer], h_l, c[layer:layer + 1],
+                       is_lstm, pre, rec)
+            inp = h_l
+        k = step - prime.shape[0] + 1
+        if k < 0:
+            token = prime[step + 1]
+            continue
+        np.dot(inp, fc_w, logits_2d)
+        for v in range(V):
+            logits[v] = logits_2d[0, v] + fc_b[v]
+        token = _choose(logits, temperature, top_k, uniforms[k], probs)
+        out[k] = token

@@ -1,0 +1,469 @@
+"""The notebook's layers: a thin layer of classes over the compiled kernels.
+
+Each class keeps the classic ``lib.layer_utils`` API (``name``, ``params``,
+``grads``, ``meta``, ``forward``, ``backward``, step functions).  Its methods read
+the parameters from ``self.params`` at every call (so in-place perturbation and
+reassignment take effect), validate every array, allocate the outputs and call a
+kernel from :mod:`fastrnn.kernels`.
+
+Shapes: N batch, T time steps, D input size, H hidden size, V vocabulary size.
+Internally the recurrent layers work time-major ``(T, N, ...)``; the API stays
+batch-major ``(N, T, ...)``.  The compute dtype of a layer is the dtype of its
+parameters (``dtype=np.float64`` by default, ``np.float32`` for speed).
+"""
+
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from . import _checks
+from .kernels.activations import sigmoid_into
+from .kernels.embedding import embedding_backward, embedding_forward
+from .kernels.lstm import lstm_backward, lstm_forward
+from .kernels.softmax import softmax_xent, softmax_xent_parallel
+from .kernels.vanilla import rnn_backward, rnn_forward
+
+__all__ = [
+    "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
+    "temporal_softmax_loss",
+]
+
+# Above this many score entries the softmax loss splits its rows across threads.
+_PARALLEL_SOFTMAX_MIN_ENTRIES = 1 << 16
+
+
+def sigmoid(x):
+    """Numerically stable logistic function of an array (no overflow for large |x|)."""
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    flat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+    out = np.empty_like(flat)
+    sigmoid_into(flat, out)
+    return out.reshape(x.shape)
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype.name}")
+    return dtype
+
+
+def _random_weights(scale, shape, dtype):
+    # np.random (the global generator) as in the classic lib, so that a
+    # notebook's np.random.seed gives the same initial weights.
+    return (scale * np.random.randn(*shape)).astype(dtype)
+
+
+class _Layer:
+    """What every layer has: a name, params and grads dicts, and meta."""
+
+    def __init__(self, name, dtype):
+        self.name = name
+        self.dtype = _float_dtype(dtype)
+        self.params = {}
+        self.grads = {}
+        self.meta = None
+
+    def _take_meta(self):
+        """Return the state of the last forward and forget it (backward consumes it)."""
+        if self.meta is None:
+            raise RuntimeError(
+                f"{self.name}: backward called with no forward state; call forward first "
+                "(each forward can be backpropagated once)")
+        meta, self.meta = self.meta, None
+        return meta
+
+    def _set_grads(self, values):
+        for key, value in zip(self._param_keys(), values):
+            self.grads[key] = value
+
+    def _param_keys(self):
+        return list(self.params)
+
+
+class _RecurrentLayer(_Layer):
+    """Shared parameter handling of VanillaRNN (G = H) and LSTM (G = 4H)."""
+
+    gates_per_unit = 1
+
+    def __init__(self, input_dim, h_dim, init_scale, name, dtype):
+        super().__init__(name, dtype)
+        self.input_dim = _checks.positive_int("input_dim", input_dim)
+        self.h_dim = _checks.positive_int("h_dim", h_dim)
+        self.wx_name = name + "_wx"
+        self.wh_name = name + "_wh"
+        self.b_name = name + "_b"
+        G = self.gates_per_unit * self.h_dim
+        self.params[self.wx_name] = _random_weights(init_scale, (self.input_dim, G), self.dtype)
+        self.params[self.wh_name] = _random_weights(init_scale, (self.h_dim, G), self.dtype)
+        self.params[self.b_name] = np.zeros(G, dtype=self.dtype)
+        for key in self.params:
+            self.grads[key] = None
+
+    def _weights(self):
+        """(wx (D, G), wh (H, G), b (G,)) as read from params now, checked."""
+        D, H = self.input_dim, self.h_dim
+        G = self.gates_per_unit * H
+        g = "4H" if self.gates_per_unit == 4 else "H"
+        wx = _checks.parameter(self, self.wx_name, ("D", g), (D, G))
+        wh = _checks.parameter(self, self.wh_name, ("H", g), (H, G), wx.dtype)
+        b = _checks.parameter(self, self.b_name, (g,), (G,), wx.dtype)
+        return wx, wh, b
+
+    def _sequence_inputs(self, x, h0, dtype):
+        """Check x (N, T, D) and h0 (N, H); return x time-major (T, N, D) and h0."""
+        x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), dtype)
+        N = x.shape[0]
+        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True)
+        return np.ascontiguousarray(x.transpose(1, 0, 2)), h0
+
+    def _step_inputs(self, x, prev_h, dtype):
+        """Check x (N, D) and prev_h (N, H); return x as a one-step sequence (1, N, D)."""
+        x = _checks.float_array("x", x, ("N", "D"), (None, self.input_dim), dtype)
+        prev_h = _checks.float_array("prev_h", prev_h, ("N", "H"), (x.shape[0], self.h_dim),
+                                     dtype, cast=True)
+        return x[None], prev_h
+
+    @staticmethod
+    def _upstream(name, grad, shape, dtype):
+        labels = ("N", "T", "H") if len(shape) == 3 else ("N", "H")
+        return _checks.float_array(name, grad, labels, shape, dtype, cast=True)
+
+    @staticmethod
+    def _batch_major(time_major):
+        return np.ascontiguousarray(time_major.transpose(1, 0, 2))
+
+
+class VanillaRNN(_RecurrentLayer):
+    """tanh RNN: h_t = tanh(x_t Wx + h_{t-1} Wh + b).
+
+    params: ``wx_name`` (D, H), ``wh_name`` (H, H), ``b_name`` (H,).
+    """
+
+    gates_per_unit = 1
+
+    def __init__(self, input_dim, h_dim, init_scale=0.02, name="vanilla_rnn", dtype=np.float64):
+        super().__init__(input_dim, h_dim, init_scale, name, dtype)
+
+    def _run(self, x_tm, h0, wx, wh, b):
+        T, N, _ = x_tm.shape
+        h = np.empty((T, N, self.h_dim), dtype=wx.dtype)
+        rnn_forward(x_tm, h0, wx, wh, b, h)
+        return h, (x_tm, h0, wx, wh, h)
+
+    def _backprop(self, dh_tm, state):
+        x_tm, h0, wx, wh, h = state
+        T, N, D = x_tm.shape
+        dtype = wx.dtype
+        dx = np.empty((T, N, D), dtype=dtype)
+        dh0 = np.empty_like(h0)
+        dwx, dwh, db = np.empty_like(wx), np.empty_like(wh), np.empty(wx.shape[1], dtype=dtype)
+        rnn_backward(dh_tm, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db)
+        return dx, dh0, dwx, dwh, db
+
+    def step_forward(self, x, prev_h):
+        """x (N, D), prev_h (N, H) -> (next_h (N, H), meta for step_backward)."""
+        wx, wh, b = self._weights()
+        x_tm, prev_h = self._step_inputs(x, prev_h, wx.dtype)
+        h, state = self._run(x_tm, prev_h, wx, wh, b)
+        return h[0].copy(), state
+
+    def step_backward(self, dnext_h, meta):
+        """dnext_h (N, H), meta from step_forward -> (dx, dprev_h, dWx, dWh, db)."""
+        h = meta[4]
+        dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], h.dtype)
+        dx, dprev_h, dwx, dwh, db = self._backprop(dnext_h[None], meta)
+        return dx[0], dprev_h, dwx, dwh, db
+
+    def forward(self, x, h0):
+        """x (N, T, D), h0 (N, H) -> h (N, T, H).  Keeps in ``meta`` what backward needs."""
+        wx, wh, b = self._weights()
+        x_tm, h0 = self._sequence_inputs(x, h0, wx.dtype)
+        h, self.meta = self._run(x_tm, h0, wx, wh, b)
+        return self._batch_major(h)
+
+    def backward(self, dh):
+        """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
+        state = self._take_meta()
+        h = state[4]
+        T, N, H = h.shape
+        dh = self._upstream("dh", dh, (N, T, H), h.dtype)
+        dx, dh0, dwx, dwh, db = self._backprop(np.ascontiguousarray(dh.transpose(1, 0, 2)), state)
+        self._set_grads((dwx, dwh, db))
+        return self._batch_major(dx), dh0
+
+
+class LSTM(_RecurrentLayer):
+    """LSTM with gates i, f, o, g along the 4H axis.
+
+    a = x Wx + h Wh + b;  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g);
+    c' = f * c + i * g;  h' = o * tanh(c').
+    params: ``wx_name`` (D, 4H), ``wh_name`` (H, 4H), ``b_name`` (4H,).
+    After ``forward``, ``final_c`` holds the last cell state c_T (N, H).
+    """
+
+    gates_per_unit = 4
+
+    def __init__(self, input_dim, h_dim, init_scale=0.02, name="lstm", dtype=np.float64):
+        super().__init__(input_dim, h_dim, init_scale, name, dtype)
+        self.final_c = None
+
+    def _run(self, x_tm, h0, c0, wx, wh, b):
+        T, N, _ = x_tm.shape
+        H = self.h_dim
+        gates = np.empty((T, N, 4 * H), dtype=wx.dtype)
+        c = np.empty((T, N, H), dtype=wx.dtype)
+        h = np.empty((T, N, H), dtype=wx.dtype)
+        lstm_forward(x_tm, h0, c0, wx, wh, b, gates, c, h)
+        return h, c, (x_tm, h0, c0, wx, wh, gates, c, h)
+
+    def _backprop(self, dh_tm, dc_last, state):
+        x_tm, h0, c0, wx, wh, gates, c, h = state
+        T, N, D = x_tm.shape
+        dtype = wx.dtype
+        dx = np.empty((T, N, D), dtype=dtype)
+        dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
+        dwx, dwh, db = np.empty_like(wx), np.empty_like(wh), np.empty(wx.shape[1], dtype=dtype)
+        lstm_backward(dh_tm, dc_last, x_tm, h0, c0, wx, wh, gates, c, h,
+                      dx, dh0, dc0, dwx, dwh, db)
+        return dx, dh0, dc0, dwx, dwh, db
+
+    def step_forward(self, x, prev_h, prev_c):
+        """x (N, D), prev_h (N, H), prev_c (N, H) -> (next_h, next_c, meta)."""
+        wx, wh, b = self._weights()
+        x_tm, prev_h = self._step_inputs(x, prev_h, wx.dtype)
+        prev_c = _checks.float_array("prev_c", prev_c, ("N", "H"), prev_h.shape, wx.dtype,
+                                     cast=True)
+        h, c, state = self._run(x_tm, prev_h, prev_c, wx, wh, b)
+        return h[0].copy(), c[0].copy(), state
+
+    def step_backward(self, dnext_h, dnext_c, meta):
+        """dnext_h, dnext_c (N, H) and meta from step_forward ->
+        (dx (N, D), dprev_h, dprev_c, dWx, dWh, db)."""
+        x_tm, h0, c0, wx, wh, gates, c, h = meta
+        dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], wx.dtype)
+        dnext_c = self._upstream("dnext_c", dnext_c, h.shape[1:], wx.dtype)
+        # The kernel overwrites the gate buffer; a step's meta stays reusable.
+        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, h)
+        dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[None], dnext_c, state)
+        return dx[0], dprev_h, dprev_c, dwx, dwh, db
+
+    def forward(self, x, h0, c0=None):
+        """x (N, T, D), h0 (N, H), optional c0 (N, H) (zeros by default) -> h (N, T, H)."""
+        wx, wh, b = self._weights()
+        x_tm, h0 = self._sequence_inputs(x, h0, wx.dtype)
+        if c0 is None:
+            c0 = np.zeros_like(h0)
+        else:
+            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
+        h, c, self.meta = self._run(x_tm, h0, c0, wx, wh, b)
+        self.final_c = c[-1].copy()
+        return self._batch_major(h)
+
+    def backward(self, dh):
+        """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
+        state = self._take_meta()
+        h = state[7]
+        T, N, H = h.shape
+        dh = self._upstream("dh", dh, (N, T, H), h.dtype)
+        dh_tm = np.ascontiguousarray(dh.transpose(1, 0, 2))
+        dx, dh0, _, dwx, dwh, db = self._backprop(dh_tm, np.zeros((N, H), h.dtype), state)
+        self._set_grads((dwx, dwh, db))
+        return self._batch_major(dx), dh0
+
+
+class word_embedding(_Layer):
+    """Word vectors: x int (N, T) -> W[x] (N, T, D).  params: ``w_name`` (V, D), N(0, 1)."""
+
+    def __init__(self, voc_dim, vec_dim, name="we", dtype=np.float64):
+        super().__init__(name, dtype)
+        self.voc_dim = _checks.positive_int("voc_dim", voc_dim)
+        self.vec_dim = _checks.positive_int("vec_dim", vec_dim)
+        self.w_name = name + "_w"
+        self.params[self.w_name] = _random_weights(1.0, (self.voc_dim, self.vec_dim), self.dtype)
+        self.grads[self.w_name] = None
+
+    def _weight(self):
+        return _checks.parameter(self, self.w_name, ("V", "D"), (self.voc_dim, self.vec_dim))
+
+    def forward(self, x):
+        """x int (N, T) with entries in [0, V) -> out (N, T, D)."""
+        w = self._weight()
+        words = _checks.index_array("x", x, ("N", "T"), (None, None), self.voc_dim)
+        N, T = words.shape
+        out = np.empty((N * T, self.vec_dim), dtype=w.dtype)
+        embedding_forward(words.reshape(-1), w, out)
+        self.meta = (words.reshape(-1), (N, T), w.dtype)
+        return out.reshape(N, T, self.vec_dim)
+
+    def backward(self, dout):
+        """dout (N, T, D) -> fills ``grads[w_name]`` (V, D); repeated words accumulate."""
+        words, (N, T), dtype = self._take_meta()
+        dout = _checks.float_array("dout", dout, ("N", "T", "D"), (N, T, self.vec_dim), dtype,
+                                   cast=True)
+        dw = np.empty((self.voc_dim, self.vec_dim), dtype=dtype)
+        embedding_backward(words, dout.reshape(N * T, self.vec_dim), dw)
+        self.grads[self.w_name] = dw
+
+
+class temporal_fc(_Layer):
+    """Affine map at every step: x (N, T, D) -> x W + b (N, T, M).
+
+    params: ``w_name`` (D, M), ``b_name`` (M,).
+    """
+
+    def __init__(self, input_dim, output_dim, init_scale=0.02, name="t_fc", dtype=np.float64):
+        super().__init__(name, dtype)
+        self.input_dim = _checks.positive_int("input_dim", input_dim)
+        self.output_dim = _checks.positive_int("output_dim", output_dim)
+        self.w_name = name + "_w"
+        self.b_name = name + "_b"
+        self.params[self.w_name] = _random_weights(init_scale, (self.input_dim, self.output_dim),
+                                                   self.dtype)
+        self.params[self.b_name] = np.zeros(self.output_dim, dtype=self.dtype)
+        self.grads[self.w_name] = None
+        self.grads[self.b_name] = None
+
+    def _weights(self):
+        D, M = self.input_dim, self.output_dim
+        w = _checks.parameter(self, self.w_name, ("D", "M"), (D, M))
+        b = _checks.parameter(self, self.b_name, ("M",), (M,), w.dtype)
+        return w, b
+
+    def forward(self, x):
+        """x (N, T, D) -> out (N, T, M)."""
+        w, b = self._weights()
+        x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), w.dtype)
+        N, T, D = x.shape
+        rows = x.reshape(N * T, D)
+        out = rows @ w
+        out += b
+        self.meta = (rows, w, (N, T))
+        return out.reshape(N, T, self.output_dim)
+
+    def backward(self, dout):
+        """dout (N, T, M) -> dx (N, T, D); fills ``grads`` (dW (D, M), db (M,))."""
+        rows, w, (N, T) = self._take_meta()
+        dout = _checks.float_array("dout", dout, ("N", "T", "M"), (N, T, self.output_dim),
+                                   w.dtype, cast=True)
+        grad_rows = dout.reshape(N * T, self.output_dim)
+        self.grads[self.w_name] = rows.T @ grad_rows
+        self.grads[self.b_name] = grad_rows.sum(axis=0)
+        return (grad_rows @ w.T).reshape(N, T, self.input_dim)
+
+
+class temporal_softmax_loss:
+    """Softmax cross-entropy at every step, summed over the masked steps.
+
+    forward(feat (N, T, V), label int (N, T), mask (N, T)) -> loss, divided by N
+    when ``dim_average``; backward() -> dfeat (N, T, V).
+    """
+
+    def __init__(self, dim_average=True):
+        self.dim_average = dim_average
+        self.dLoss = None
+
+    def forward(self, feat, label, mask):
+        feat = _checks.float_array("feat", feat, ("N", "T", "V"), (None, None, None))
+        N, T, V = feat.shape
+        labels = _checks.index_array("label", label, ("N", "T"), (N, T), V)
+        mask = np.asarray(mask)
+        if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
+            raise TypeError(f"mask: expected a boolean or numeric array, got {mask.dtype}")
+        _checks.check_shape("mask", mask, ("N", "T"), (N, T))
+        mask = np.ascontiguousarray(mask, dtype=feat.dtype).reshape(N * T)
+        scale = 1.0 / N if self.dim_average else 1.0
+        grad = np.empty((N * T, V), dtype=feat.dtype)
+        kernel = softmax_xent_parallel if N * T * V >= _PARALLEL_SOFTMAX_MIN_ENTRIES else softmax_xent
+        loss = kernel(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad)
+        self.dLoss = grad.reshape(N, T, V)
+        return np.float64(loss)
+
+    def backward(self):
+        """Gradient of the last forward's loss with respect to feat, (N, T, V)."""
+        if self.dLoss is None:
+            raise RuntimeError("temporal_softmax_loss: backward called with no forward; "
+                               "call forward first")
+        return self.dLoss
+
+
+class _LiveDict(MutableMapping):
+    """A dict-like view of the params (or grads) of several layers.
+
+    Reading gives the layer's own array; assigning replaces it in the owning
+    layer, so ``model.params[k] = new`` takes effect at the next forward and
+    ``model.params[k] is layer.params[k]`` always holds.
+    """
+
+    def __init__(self, layers, attribute):
+        self._layers = layers
+        self._attribute = attribute
+
+    def _owner(self, key):
+        for layer in self._layers:
+            table = getattr(layer, self._attribute)
+            if key in table:
+                return table
+        raise KeyError(f"{key!r}: not a parameter of this model; known: {sorted(self)}")
+
+    def __getitem__(self, key):
+        return self._owner(key)[key]
+
+    def __setitem__(self, key, value):
+        self._owner(key)[key] = value
+
+    def __delitem__(self, key):
+        raise TypeError(f"{key!r}: parameters cannot be removed from a model")
+
+    def __iter__(self):
+        for layer in self._layers:
+            yield from getattr(layer, self._attribute)
+
+    def __len__(self):
+        return sum(len(getattr(layer, self._attribute)) for layer in self._layers)
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+class RNN:
+    """Serialises layers: ``params`` / ``grads`` gather theirs by name (live views).
+
+    Two layers with the same name are refused (ValueError).
+    """
+
+    def __init__(self, *layers):
+        names = set()
+        for layer in layers:
+            if layer.name in names:
+                raise ValueError(f"layers: two layers are named {layer.name!r}; names must be unique")
+            names.add(layer.name)
+        self.layers = list(layers)
+        self.params = _LiveDict(self.layers, "params")
+        self.grads = _LiveDict(self.layers, "grads")
+
+    def assign(self, name, val):
+        """Replace parameter ``name`` in the layer that owns it."""
+        self.params[name] = val
+
+    def assign_grads(self, name, val):
+        self.grads[name] = val
+
+    def get_params(self, name):
+        return self.params[name]
+
+    def get_grads(self, name):
+        return self.grads[name]
+
+    def gather_params(self):
+        """Nothing to gather: ``params`` is a live view of the layers' dicts."""
+
+    def gather_grads(self):
+        """Nothing to gather: ``grads`` is a live view of the layers' dicts."""
+
+    def load(self, pretrained):
+        """Copy the arrays of ``pretrained`` (name -> array) into matching parameters."""
+        for name in self.params:
+            if name in pretrained:
+                self.params[name] = np.array(pretrained[name], copy=True)
