@@ -1,31 +1,73 @@
-"""One threading policy for the whole package.
+"""One threading policy for the whole package: Numba owns the cores, BLAS runs
+single-threaded underneath.
 
-Two thread pools could compete for the cores: the BLAS that Numba's ``np.dot``
-calls (SciPy's OpenBLAS, plus NumPy's for the numpy-level GEMMs) and Numba's own
-parallel regions (the softmax loss).  fastrnn never calls BLAS from inside a
-parallel Numba region, so the two pools take turns instead of nesting (nesting
-is what costs a 60x slowdown: every Numba thread starting a full BLAS pool).
-Both pools are sized to the same count, the machine's cores by default, and
-``set_num_threads`` changes both at once.
+Two thread pools could compete for the cores: the OpenBLAS that Numba's
+``np.dot`` calls (SciPy's) and Numba's own threads.  Nested, they fight (measured
+here: a 60x slowdown), and even side by side OpenBLAS's idle workers spin and
+steal the cores from the next step of a time loop (measured: an LSTM forward at
+N=32, H=128 took 167 ms with 2 BLAS threads and 25 ms with 1 on a busy machine).
+So fastrnn parallelises one level above BLAS: the kernels cut the batch (or
+the rows of a big GEMM) into blocks that run on Numba's threads, each block
+calling a single-threaded GEMM.  At import, SciPy's BLAS -- the one the kernels
+call, and only that one -- is set to one thread; NumPy's BLAS, which fastrnn
+does not use on its hot paths, is left as the user has it.
+
+``set_num_threads(n)`` sets how many of Numba's threads the kernels use; small
+problems run serially whatever it says, because waking threads costs more than
+they save there.
 """
 
+import os
+
 import numba
-from threadpoolctl import threadpool_info, threadpool_limits
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
+from threadpoolctl import ThreadpoolController
+
+# Below this many floating-point operations a kernel runs on one thread.
+PARALLEL_MIN_FLOPS = 4_000_000
+
+
+def _kernel_blas(controller):
+    """The BLAS libraries loaded by SciPy (not NumPy's own copy)."""
+    scipy_libs = [lib for lib in controller.lib_controllers
+                  if lib.user_api == "blas" and "scipy" in lib.filepath
+                  and not os.path.basename(os.path.dirname(lib.filepath)).startswith("numpy")]
+    if scipy_libs or not controller.lib_controllers:
+        return ThreadpoolController._from_controllers(scipy_libs)
+    # SciPy and NumPy share one BLAS (e.g. a system or conda build): pin that one.
+    return controller.select(user_api="blas")
+
+
+def pin_kernel_blas_to_one_thread():
+    """Make the BLAS under the kernels single-threaded (done once at import)."""
+    _kernel_blas(ThreadpoolController()).limit(limits=1)
+
 
 def set_num_threads(n):
-    """Use ``n`` threads for BLAS calls and for Numba's parallel kernels."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"n: expected an integer in [1, {numba.config.NUMBA_NUM_THREADS}], got {n!r}")
+    """Use ``n`` of Numba's threads in fastrnn's parallel kernels."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+        raise ValueError(f"n: expected an integer in [1, {limit}], got {n!r}")
     numba.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
 
 
 def get_num_threads():
-    """Threads fastrnn's kernels use (Numba's count; BLAS is kept to the same)."""
+    """How many threads fastrnn's parallel kernels use."""
     return numba.get_num_threads()
 
 
+def chunks_for(rows, flops):
+    """How many blocks of ``rows`` to run in parallel for ``flops`` of work (1 = serial)."""
+    threads = numba.get_num_threads()
+    if threads == 1 or rows < 2 or flops < PARALLEL_MIN_FLOPS:
+        return 1
+    return min(threads, rows)
+
+
 def blas_libraries():
-    """The BLAS libraries loaded in this process with their thread counts (for reports)."""
-    return [(info.get("internal_api"), info.get("filepath"), info.get("num_threads"))
-            for info in threadpool_info() if info.get("user_api") == "blas"]
+    """(filepath, threads) of every BLAS loaded in this process, for reports."""
+    return [(lib.filepath, lib.num_threads) for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas"]
+
+
+pin_kernel_blas_to_one_thread()

@@ -17,20 +17,18 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from . import _checks
+from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
+from .kernels.blocked import add_row_sums, matmul_at_b, matmul_rows, matmul_rows_bt
 from .kernels.embedding import embedding_backward, embedding_forward
-from .kernels.lstm import lstm_backward, lstm_forward
+from .kernels.lstm import lstm_backward_loop, lstm_forward_loop
 from .kernels.softmax import softmax_xent, softmax_xent_parallel
-from .kernels.vanilla import rnn_backward, rnn_forward
+from .kernels.vanilla import rnn_backward_loop, rnn_forward_loop
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
     "temporal_softmax_loss",
 ]
-
-# Above this many score entries the softmax loss splits its rows across threads.
-_PARALLEL_SOFTMAX_MIN_ENTRIES = 1 << 16
-
 
 def sigmoid(x):
     """Numerically stable logistic function of an array (no overflow for large |x|)."""
@@ -126,6 +124,46 @@ class _RecurrentLayer(_Layer):
         return x[None], prev_h
 
     @staticmethod
+    def _project_inputs(x_tm, wx):
+        """x_t Wx for every step as ONE GEMM: (T, N, D) -> (T, N, G), before the loop."""
+        T, N, D = x_tm.shape
+        G = wx.shape[1]
+        out = np.empty((T, N, G), dtype=wx.dtype)
+        matmul_rows(x_tm.reshape(T * N, D), wx, out.reshape(T * N, G),
+                    chunks_for(T * N, 2 * T * N * D * G))
+        return out
+
+    @staticmethod
+    def _loop_chunks(T, N, H, G):
+        """Blocks of the batch the time loops run in parallel."""
+        return chunks_for(N, 2 * T * N * H * G)
+
+    @staticmethod
+    def _weight_gradients(x_tm, h0, h, grad_pre, wx):
+        """The GEMMs after the backward loop, each over all T*N rows at once.
+
+        grad_pre (T, N, G): gradient of the pre-activations.  Returns
+        dx (T, N, D) = dA Wx^T, dWx = X^T dA, dWh = Hprev^T dA with
+        Hprev = [h0, h_1..h_{T-1}], and db = column sums of dA.
+        """
+        T, N, D = x_tm.shape
+        H, G = h0.shape[1], grad_pre.shape[2]
+        rows = grad_pre.reshape(T * N, G)
+        chunks = chunks_for(T * N, 2 * T * N * G * max(D, H))
+        dx = np.empty((T, N, D), dtype=wx.dtype)
+        matmul_rows_bt(rows, wx, dx.reshape(T * N, D), chunks)
+        dwx = np.empty((D, G), dtype=wx.dtype)
+        matmul_at_b(x_tm.reshape(T * N, D), rows, dwx, False, chunks)
+        dwh = np.empty((H, G), dtype=wx.dtype)
+        matmul_at_b(h0, grad_pre[0], dwh, False, 1)
+        if T > 1:
+            matmul_at_b(h[:-1].reshape((T - 1) * N, H), grad_pre[1:].reshape((T - 1) * N, G),
+                        dwh, True, chunks)
+        db = np.zeros(G, dtype=wx.dtype)
+        add_row_sums(rows, db, chunks)
+        return dx, dwx, dwh, db
+
+    @staticmethod
     def _upstream(name, grad, shape, dtype):
         labels = ("N", "T", "H") if len(shape) == 3 else ("N", "H")
         return _checks.float_array(name, grad, labels, shape, dtype, cast=True)
@@ -148,18 +186,17 @@ class VanillaRNN(_RecurrentLayer):
 
     def _run(self, x_tm, h0, wx, wh, b):
         T, N, _ = x_tm.shape
-        h = np.empty((T, N, self.h_dim), dtype=wx.dtype)
-        rnn_forward(x_tm, h0, wx, wh, b, h)
+        h = self._project_inputs(x_tm, wx)
+        rnn_forward_loop(h0, wh, b, h, self._loop_chunks(T, N, self.h_dim, self.h_dim))
         return h, (x_tm, h0, wx, wh, h)
 
     def _backprop(self, dh_tm, state):
         x_tm, h0, wx, wh, h = state
-        T, N, D = x_tm.shape
-        dtype = wx.dtype
-        dx = np.empty((T, N, D), dtype=dtype)
+        T, N, H = h.shape
+        grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
-        dwx, dwh, db = np.empty_like(wx), np.empty_like(wh), np.empty(wx.shape[1], dtype=dtype)
-        rnn_backward(dh_tm, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db)
+        rnn_backward_loop(dh_tm, wh, h, grad_pre, dh0, self._loop_chunks(T, N, H, H))
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -212,21 +249,19 @@ class LSTM(_RecurrentLayer):
     def _run(self, x_tm, h0, c0, wx, wh, b):
         T, N, _ = x_tm.shape
         H = self.h_dim
-        gates = np.empty((T, N, 4 * H), dtype=wx.dtype)
+        gates = self._project_inputs(x_tm, wx)
         c = np.empty((T, N, H), dtype=wx.dtype)
         h = np.empty((T, N, H), dtype=wx.dtype)
-        lstm_forward(x_tm, h0, c0, wx, wh, b, gates, c, h)
+        lstm_forward_loop(h0, c0, wh, b, gates, c, h, self._loop_chunks(T, N, H, 4 * H))
         return h, c, (x_tm, h0, c0, wx, wh, gates, c, h)
 
     def _backprop(self, dh_tm, dc_last, state):
         x_tm, h0, c0, wx, wh, gates, c, h = state
-        T, N, D = x_tm.shape
-        dtype = wx.dtype
-        dx = np.empty((T, N, D), dtype=dtype)
+        T, N, H = h.shape
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        dwx, dwh, db = np.empty_like(wx), np.empty_like(wh), np.empty(wx.shape[1], dtype=dtype)
-        lstm_backward(dh_tm, dc_last, x_tm, h0, c0, wx, wh, gates, c, h,
-                      dx, dh0, dc0, dwx, dwh, db)
+        lstm_backward_loop(dh_tm, dc_last, c0, wh, gates, c, dh0, dc0,
+                           self._loop_chunks(T, N, H, 4 * H))
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):
@@ -336,21 +371,30 @@ class temporal_fc(_Layer):
         w, b = self._weights()
         x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), w.dtype)
         N, T, D = x.shape
+        M = self.output_dim
         rows = x.reshape(N * T, D)
-        out = rows @ w
+        out = np.empty((N * T, M), dtype=w.dtype)
+        matmul_rows(rows, w, out, chunks_for(N * T, 2 * N * T * D * M))
         out += b
         self.meta = (rows, w, (N, T))
-        return out.reshape(N, T, self.output_dim)
+        return out.reshape(N, T, M)
 
     def backward(self, dout):
         """dout (N, T, M) -> dx (N, T, D); fills ``grads`` (dW (D, M), db (M,))."""
         rows, w, (N, T) = self._take_meta()
-        dout = _checks.float_array("dout", dout, ("N", "T", "M"), (N, T, self.output_dim),
-                                   w.dtype, cast=True)
-        grad_rows = dout.reshape(N * T, self.output_dim)
-        self.grads[self.w_name] = rows.T @ grad_rows
-        self.grads[self.b_name] = grad_rows.sum(axis=0)
-        return (grad_rows @ w.T).reshape(N, T, self.input_dim)
+        D, M = self.input_dim, self.output_dim
+        dout = _checks.float_array("dout", dout, ("N", "T", "M"), (N, T, M), w.dtype, cast=True)
+        grad_rows = dout.reshape(N * T, M)
+        chunks = chunks_for(N * T, 2 * N * T * D * M)
+        dx = np.empty((N * T, D), dtype=w.dtype)
+        matmul_rows_bt(grad_rows, w, dx, chunks)
+        dw = np.empty((D, M), dtype=w.dtype)
+        matmul_at_b(rows, grad_rows, dw, False, chunks)
+        db = np.zeros(M, dtype=w.dtype)
+        add_row_sums(grad_rows, db, chunks)
+        self.grads[self.w_name] = dw
+        self.grads[self.b_name] = db
+        return dx.reshape(N, T, D)
 
 
 class temporal_softmax_loss:
@@ -375,8 +419,9 @@ class temporal_softmax_loss:
         mask = np.ascontiguousarray(mask, dtype=feat.dtype).reshape(N * T)
         scale = 1.0 / N if self.dim_average else 1.0
         grad = np.empty((N * T, V), dtype=feat.dtype)
-        kernel = softmax_xent_parallel if N * T * V >= _PARALLEL_SOFTMAX_MIN_ENTRIES else softmax_xent
-        loss = kernel(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad)
+        # ~20 flops per score entry (exp, normalisation, gradient).
+        parallel = chunks_for(N * T, 20 * N * T * V) > 1
+        loss = (softmax_xent_parallel if parallel else softmax_xent)(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad)
         self.dLoss = grad.reshape(N, T, V)
         return np.float64(loss)
 

@@ -1,54 +1,51 @@
-"""LSTM forward and backward over a whole sequence, one compiled call each.
+"""LSTM time loops, forward and backward, one compiled call each.
 
 Layout (see ``kernels.md``): everything is time-major ``(T, N, ...)`` and
 C-contiguous, so that each step's slice is one contiguous ``(N, ...)`` block that
 BLAS takes without a copy.  Gate order along the ``4H`` axis is i, f, o, g.
 
-Forward: the input projection of all steps is ONE GEMM ``(T*N, D) x (D, 4H)``
-written straight into the gate buffer; the loop does the recurrent GEMM
-``h_{t-1} (N, H) x Wh (H, 4H)`` and one fused pass that adds it and the bias,
-applies the nonlinearities, updates the cell and writes ``h_t``.  The gate buffer
-keeps the activations (i, f, o, g) for backward; ``tanh(c_t)`` is recomputed there
-rather than stored (cheaper than the memory traffic).
-
-Backward: the loop does the fused gate-gradient pass, writing ``dA_t`` over the
-gate activations it no longer needs, and ``dh_{t-1} = dA_t Wh^T``; after the loop
-``dx``, ``dWx``, ``dWh`` are single GEMMs over all ``T*N`` rows.
+The input projection ``x Wx`` of all steps is one GEMM done before the forward
+loop (:mod:`.blocked`), and the weight gradients are GEMMs after the backward
+loop: inside the loops there is only the recurrent GEMM and one fused
+elementwise pass per step.  Batch rows never interact inside a loop, so the
+batch is cut into ``n_chunks`` blocks that run the whole sequence on their own
+threads with no synchronisation per step.
 """
 
 import numpy as np
+from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .weight_grads import sequence_weight_gradients
+from .blocked import chunk_bounds
 
 
-@kernel
-def lstm_forward(x, h0, c0, wx, wh, b, gates, c, h):
-    """Run an LSTM over a sequence.
+@serial_and_parallel
+def lstm_forward_loop(h0, c0, wh, b, gates, c, h, n_chunks):
+    """Run the LSTM recurrence.
 
-    Inputs (C-contiguous, one float dtype):
-      x (T, N, D), h0 (N, H), c0 (N, H), wx (D, 4H), wh (H, 4H), b (4H,).
-    Outputs, preallocated and overwritten:
-      gates (T, N, 4H): activations i, f, o, g of every step (kept for backward);
-      c (T, N, H): cell states c_1..c_T;  h (T, N, H): hidden states h_1..h_T.
+    h0, c0 (N, H) initial state; wh (H, 4H); b (4H,).
+    gates (T, N, 4H): on entry x_t Wx of every step; on exit the activations
+    i, f, o, g (kept for backward).  Writes c (T, N, H) and h (T, N, H): the cell
+    and hidden states c_1..c_T, h_1..h_T.
     """
-    T, N, D = x.shape
-    H = h0.shape[1]
-    np.dot(x.reshape(T * N, D), wx, gates.reshape(T * N, 4 * H))
-    recurrent = np.empty((N, 4 * H), dtype=gates.dtype)
-    for t in range(T):
-        h_prev = h0 if t == 0 else h[t - 1]
-        np.dot(h_prev, wh, recurrent)
-        for n in range(N):
-            c_prev = c0[n] if t == 0 else c[t - 1, n]
-            _gate_pass(gates[t, n], recurrent[n], b, c_prev, c[t, n], h[t, n])
+    T, N, G = gates.shape
+    for p in prange(n_chunks):
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        recurrent = np.empty((hi - lo, G), dtype=gates.dtype)
+        for t in range(T):
+            h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
+            np.dot(h_prev, wh, recurrent)
+            for n in range(lo, hi):
+                c_prev = c0[n] if t == 0 else c[t - 1, n]
+                _gate_pass(gates[t, n], recurrent[n - lo], b, c_prev, c[t, n], h[t, n])
 
 
 @kernel(inline="always")
 def _gate_pass(a, rec, b, c_prev, c_new, h_new):
     """One row of the fused forward pass: a (4H,) holds x_t Wx on entry and the
-    activations i, f, o, g on exit; writes c_new (H,) and h_new (H,).
+    activations i, f, o, g on exit; rec (4H,) = h_{t-1} Wh; writes c_new (H,),
+    h_new (H,).
 
     Written as separate simple loops over contiguous rows, each of which LLVM
     vectorises (one loop doing everything is not vectorised: 3x slower).
@@ -66,30 +63,31 @@ def _gate_pass(a, rec, b, c_prev, c_new, h_new):
         h_new[j] = a[2 * H + j] * tanh(c_new[j])
 
 
-@kernel
-def lstm_backward(dh, dc_last, x, h0, c0, wx, wh, gates, c, h, dx, dh0, dc0, dwx, dwh, db):
-    """Backpropagate through an LSTM sequence run by ``lstm_forward``.
+@serial_and_parallel
+def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, dh0, dc0, n_chunks):
+    """Backpropagate through the LSTM recurrence run by ``lstm_forward_loop``.
 
-    Inputs: dh (T, N, H) upstream gradient on every h_t; dc_last (N, H) gradient on
-      the final cell state c_T (zeros for a plain sequence); x, h0, c0, wx, wh and
-      the forward's gates, c, h.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the
-      gradient of the pre-activations: the forward state is consumed.
-    Outputs, overwritten: dx (T, N, D), dh0 (N, H), dc0 (N, H), dwx (D, 4H),
-      dwh (H, 4H), db (4H,).
+    dh (T, N, H): upstream gradient on every h_t; dc_last (N, H): gradient on the
+    final cell state (zeros for a plain sequence); c0, wh, and the forward's gates
+    and c.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the gradient of the
+    pre-activations, which the weight-gradient GEMMs then use.
+    Writes dh0 (N, H) and dc0 (N, H).
     """
-    T, N, D = x.shape
-    H = h0.shape[1]
-    dh_next = np.zeros((N, H), dtype=dh.dtype)
-    dc_next = dc_last.copy()
-    tanh_c = np.empty(H, dtype=dh.dtype)
-    for t in range(T - 1, -1, -1):
-        for n in range(N):
-            c_prev = c0[n] if t == 0 else c[t - 1, n]
-            _gate_grad_pass(gates[t, n], c_prev, c[t, n], dh[t, n], dh_next[n], dc_next[n], tanh_c)
-        np.dot(gates[t], wh.T, dh_next)
-    dh0[:] = dh_next
-    dc0[:] = dc_next
-    sequence_weight_gradients(x, h0, h, gates, wx, dx, dwx, dwh, db)
+    T, N, G = gates.shape
+    H = G // 4
+    for p in prange(n_chunks):
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        dh_next = np.zeros((hi - lo, H), dtype=gates.dtype)
+        dc_next = dc_last[lo:hi].copy()
+        tanh_c = np.empty(H, dtype=gates.dtype)
+        for t in range(T - 1, -1, -1):
+            for n in range(lo, hi):
+                c_prev = c0[n] if t == 0 else c[t - 1, n]
+                _gate_grad_pass(gates[t, n], c_prev, c[t, n], dh[t, n], dh_next[n - lo],
+                                dc_next[n - lo], tanh_c)
+            np.dot(gates[t, lo:hi], wh.T, dh_next)
+        dh0[lo:hi] = dh_next
+        dc0[lo:hi] = dc_next
 
 
 @kernel(inline="always")
@@ -99,7 +97,8 @@ def _gate_grad_pass(a, c_prev, c_t, dh_t, dh_next, dc_next, tanh_c):
     a (4H,) holds the activations i, f, o, g on entry and dA (the gradient of the
     pre-activations) on exit; dh_t (H,) is the upstream gradient of h_t; dh_next
     (H,) the gradient reaching h_t from step t+1 (read); dc_next (H,) the gradient
-    on c_t from step t+1, replaced by the gradient on c_{t-1}; tanh_c (H,) scratch.
+    on c_t from step t+1, replaced by the gradient on c_{t-1}; tanh_c (H,) scratch
+    (tanh(c_t) is recomputed rather than stored by the forward).
     """
     H = c_t.shape[0]
     for j in range(H):
