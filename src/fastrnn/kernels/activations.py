@@ -2,38 +2,36 @@
 
 Numba compiles ``np.exp`` and ``np.tanh`` to scalar libm calls (no SVML in the
 llvmlite wheels), which costs 5-15 ns per element: more than all the GEMMs of an
-LSTM step at small and mid sizes.  The functions here are written as straight-line
+LSTM step at small and mid sizes.  The functions here are straight-line
 arithmetic (range reduction, a polynomial, and an exponent built with integer
 bit operations), so that LLVM vectorises the loops that inline them.
 
-All of them compute in float64, whatever the storage dtype, and are accurate to a
-few ulp over the whole float range (``tests/test_activations.py`` proves it):
+Each has a float64 and a float32 implementation, picked from the argument's type
+at compile time (float32 math runs twice as many lanes and needs a shorter
+polynomial).  Both are accurate to a few ulp over the whole float range
+(``tests/test_activations.py`` proves it):
 
 * ``exp(u) = 2**k * (1 + q(r))`` with ``u = k*ln2 + r``, ``|r| <= ln2/2`` and
-  ``q(r)`` the degree-13 Taylor polynomial of ``expm1`` (truncation < 1e-17).
+  ``q(r)`` the Taylor polynomial of ``expm1`` (degree 13 in float64, truncation
+  < 1e-17; degree 7 in float32, truncation < 6e-9).
 * ``expm1(u) = 2**k * q(r) + (2**k - 1)``, exact in relative terms near 0 because
   there ``k = 0`` and the result is ``q(r)`` itself.
 * ``sigmoid(z) = 1 / (1 + e)`` for ``z >= 0`` and ``e / (1 + e)`` for ``z < 0``,
   with ``e = exp(-|z|)``: no overflow, no cancellation.
 * ``tanh(z) = sign(z) * (-m / (2 + m))`` with ``m = expm1(-2|z|)``: relative
   accuracy near 0 (where ``1 - exp`` would cancel) and exactly +-1 for large |z|.
+
+Only ``u <= 0`` is ever needed.  Where ``exp(u)`` is below the smallest normal
+float the result is 0 (the exponent trick needs a normal ``2**k``): the absolute
+error there is below the smallest normal float.
 """
 
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ._jit import kernel
-
-_LOG2E = 1.4426950408889634
-# ln 2 split in two (Cody-Waite) so that k * _LN2_HI is exact for |k| < 2**11.
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-# Below this, exp(u) is subnormal: the exponent trick needs a normal 2**k.  The
-# clamp changes results only where the true value is < 3.3e-308 (absolute error
-# below the smallest normal float64).
-_U_MIN = -708.0
 
 
 @intrinsic
@@ -47,17 +45,28 @@ def _bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
-@kernel(inline="always")
-def _exp_parts(u):
-    """Split ``exp(u)`` for ``u <= 0`` into ``(scale, q)``.
+@intrinsic
+def _bits_as_float32(typingctx, bits):
+    """Reinterpret the 32 bits of an int32 as a float32 (free at run time)."""
+    sig = types.float32(types.int32)
 
-    ``exp(u) = scale * (1 + q)`` and ``expm1(u) = scale * q + (scale - 1)``,
-    with ``scale = 2**k`` exact and ``q = expm1(r)``, ``|r| <= ln2 / 2``.
-    """
-    u = max(u, _U_MIN)
-    k = np.floor(u * _LOG2E + 0.5)
-    r = (u - k * _LN2_HI) - k * _LN2_LO
-    # Horner form of r + r^2/2! + ... + r^13/13!
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@kernel(inline="always")
+def _exp_parts_f64(u):
+    """float64 ``(scale, q)`` with ``exp(u) = scale * (1 + q)`` and
+    ``expm1(u) = scale * q + (scale - 1)``, for ``u <= 0``."""
+    # Below ln(smallest normal) the result is taken as 0 (expm1 as -1): the
+    # exponent trick needs a normal 2**k.
+    in_range = np.float64(u >= -708.39)
+    u = max(u, -708.39)
+    k = np.floor(u * 1.4426950408889634 + 0.5)
+    # ln 2 split in two (Cody-Waite) so that k * ln2_hi is exact.
+    r = (u - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -71,35 +80,118 @@ def _exp_parts(u):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     q = r + r * r * p
-    scale = _bits_as_float64((np.int64(k) + 1023) << 52)
+    scale = _bits_as_float64((np.int64(k) + 1023) << 52) * in_range
     return scale, q
 
 
 @kernel(inline="always")
-def exp_nonpositive(u):
-    """``exp(u)`` for ``u <= 0`` (float64); 0 < result <= 1."""
-    scale, q = _exp_parts(u)
+def _exp_parts_f32(u):
+    """float32 version of ``_exp_parts_f64``."""
+    in_range = np.float32(u >= np.float32(-87.33))
+    u = max(u, np.float32(-87.33))
+    k = np.floor(u * np.float32(1.44269504) + np.float32(0.5))
+    r = (u - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+    p = np.float32(1.0 / 5040.0)
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    q = r + r * r * p
+    scale = _bits_as_float32((np.int32(k) + np.int32(127)) << np.int32(23)) * in_range
+    return scale, q
+
+
+@kernel(inline="always")
+def _exp_f64(u):
+    scale, q = _exp_parts_f64(u)
     return scale * q + scale
 
 
 @kernel(inline="always")
+def _exp_f32(u):
+    scale, q = _exp_parts_f32(u)
+    return scale * q + scale
+
+
+# The sign choices below are arithmetic, not branches: branches in functions
+# inlined at Numba-IR level trip Numba's SSA checks and can block vectorisation.
+@kernel(inline="always")
+def _sigmoid_f64(z):
+    e = _exp_f64(-abs(z))
+    positive = np.float64(z >= 0.0)
+    return (positive + (1.0 - positive) * e) / (1.0 + e)
+
+
+@kernel(inline="always")
+def _sigmoid_f32(z):
+    one = np.float32(1.0)
+    e = _exp_f32(-abs(z))
+    positive = np.float32(z >= np.float32(0.0))
+    return (positive + (one - positive) * e) / (one + e)
+
+
+@kernel(inline="always")
+def _tanh_f64(z):
+    scale, q = _exp_parts_f64(-2.0 * abs(z))
+    m = scale * q + (scale - 1.0)
+    return np.copysign(-m / (2.0 + m), z)
+
+
+@kernel(inline="always")
+def _tanh_f32(z):
+    scale, q = _exp_parts_f32(np.float32(-2.0) * abs(z))
+    m = scale * q + (scale - np.float32(1.0))
+    return np.copysign(-m / (np.float32(2.0) + m), z)
+
+
+def _by_float_width(f32_impl, f64_impl):
+    """An overload that runs ``f32_impl`` for float32 and ``f64_impl`` for anything else."""
+
+    def choose(z):
+        if isinstance(z, types.Float) and z.bitwidth == 32:
+            return lambda z: f32_impl(z)
+        return lambda z: f64_impl(np.float64(z))
+
+    return choose
+
+
+def _exp_any(u):
+    """Placeholder resolved at compile time by the overload below."""
+    raise TypeError("only callable from compiled code")
+
+
+def _sigmoid_any(z):
+    """Placeholder resolved at compile time by the overload below."""
+    raise TypeError("only callable from compiled code")
+
+
+def _tanh_any(z):
+    """Placeholder resolved at compile time by the overload below."""
+    raise TypeError("only callable from compiled code")
+
+
+overload(_exp_any, inline="always")(_by_float_width(_exp_f32, _exp_f64))
+overload(_sigmoid_any, inline="always")(_by_float_width(_sigmoid_f32, _sigmoid_f64))
+overload(_tanh_any, inline="always")(_by_float_width(_tanh_f32, _tanh_f64))
+
+
+@kernel(inline="always")
+def exp_nonpositive(u):
+    """``exp(u)`` for ``u <= 0``, in the float width of ``u``; 0 < result <= 1."""
+    return _exp_any(u)
+
+
+@kernel(inline="always")
 def sigmoid(z):
-    """Logistic function ``1 / (1 + exp(-z))`` of a scalar, computed in float64."""
-    z = np.float64(z)
-    e = exp_nonpositive(-abs(z))
-    if z >= 0.0:
-        return 1.0 / (1.0 + e)
-    return e / (1.0 + e)
+    """Logistic function ``1 / (1 + exp(-z))`` of a scalar, in the float width of ``z``."""
+    return _sigmoid_any(z)
 
 
 @kernel(inline="always")
 def tanh(z):
-    """Hyperbolic tangent of a scalar, computed in float64."""
-    z = np.float64(z)
-    scale, q = _exp_parts(-2.0 * abs(z))
-    m = scale * q + (scale - 1.0)
-    t = -m / (2.0 + m)
-    return t if z >= 0.0 else -t
+    """Hyperbolic tangent of a scalar, in the float width of ``z``."""
+    return _tanh_any(z)
 
 
 @kernel
