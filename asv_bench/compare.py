@@ -1,0 +1,306 @@
+"""Side-by-side speed of fastrnn, the classic numpy lib and PyTorch, in ONE run.
+
+    python asv_bench/compare.py                 # full table (a few minutes)
+    python asv_bench/compare.py --quick         # smallest sizes, few repeats
+    python asv_bench/compare.py --markdown docs/benchmarks.md
+
+Times one training step of one recurrent layer -- forward over the whole sequence,
+then backward from an upstream gradient on every hidden state -- for LSTM and
+vanilla RNN, float64 and float32, at the sizes (N, T, D, H) of the performance
+issue; then one training iteration of the notebook's language model, generation
+speed, JIT cost and peak memory.  Every timing is a median over repeats after a
+warm-up; ratios are peer time / fastrnn time (above 1: fastrnn is faster).  The
+machine's GEMM throughput is measured with numpy's matmul and printed, with the
+fraction of it fastrnn reaches.  Do not run anything else on the machine
+meanwhile: with 2 cores, any other load halves the figures.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy_lib  # noqa: E402  (the baseline sits beside this script)
+
+import fastrnn  # noqa: E402
+from fastrnn.layer_utils import LSTM, VanillaRNN, temporal_softmax_loss  # noqa: E402
+from fastrnn.optim import Adam  # noqa: E402
+from fastrnn.rnn import LanguageModelRNN  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional: its columns are then left out
+    torch = None
+
+SIZES = [(10, 50, 10, 20), (32, 100, 64, 128), (64, 100, 256, 256), (64, 50, 512, 1024)]
+DTYPES = [np.float64, np.float32]
+CELLS = {"lstm": (LSTM, 4, numpy_lib.lstm_forward, numpy_lib.lstm_backward),
+         "rnn": (VanillaRNN, 1, numpy_lib.rnn_forward, numpy_lib.rnn_backward)}
+
+
+def median_ms(fn, budget_s, min_repeats=3, max_repeats=200):
+    """Median wall time of fn() in ms, after one warm-up call, within about budget_s."""
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < budget_s
+                                       and len(times) < max_repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def gemm_gflops(dtype, budget_s):
+    """The machine's GEMM throughput (numpy matmul, all cores), GFLOP/s."""
+    n = 2048
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    ms = median_ms(lambda: np.matmul(a, b, out=out), budget_s)
+    return 2 * n ** 3 / (ms * 1e6)
+
+
+def layer_flops(cell, N, T, D, H):
+    """FLOP of one forward+backward: 24*N*T*H*(D+H) for an LSTM, 6*... for a tanh RNN."""
+    return (24 if cell == "lstm" else 6) * N * T * H * (D + H)
+
+
+def time_layer(cell, dtype, size, budget_s):
+    """{'fastrnn': ms, 'numpy': ms, 'torch': ms or None} for one layer step."""
+    N, T, D, H = size
+    layer_class, gates, np_forward, np_backward = CELLS[cell]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    h0 = rng.standard_normal((N, H)).astype(dtype)
+    dh = rng.standard_normal((N, T, H)).astype(dtype)
+    layer = layer_class(D, H, init_scale=0.1, dtype=dtype)
+    wx, wh, b = (layer.params[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))
+
+    def fastrnn_step():
+        layer.forward(x, h0)
+        layer.backward(dh)
+
+    def numpy_step():
+        _, caches = np_forward(x, h0, wx, wh, b)
+        np_backward(dh, caches, wx, wh)
+
+    result = {"fastrnn": median_ms(fastrnn_step, budget_s),
+              "numpy": median_ms(numpy_step, budget_s), "torch": None}
+    if torch is not None:
+        tdtype = torch.float64 if dtype == np.float64 else torch.float32
+        module = (torch.nn.LSTM(D, H, batch_first=True) if cell == "lstm"
+                  else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)).to(tdtype)
+        tx = torch.tensor(x, requires_grad=True)
+        th0 = torch.tensor(h0[None], requires_grad=True)
+        tdh = torch.tensor(dh)
+        state = (th0, torch.zeros_like(th0)) if cell == "lstm" else th0
+
+        def torch_step():
+            out, _ = module(tx, state)
+            out.backward(tdh)
+
+        result["torch"] = median_ms(torch_step, budget_s)
+    return result
+
+
+def time_language_model(vocab, dtype, budget_s):
+    """ms of one train_net iteration (N=10, T=50, D=10, H=20, LSTM, Adam) both ways."""
+    N, T, D, H = 10, 50, 10, 20
+    rng = np.random.default_rng(0)
+    words = rng.integers(vocab, size=(N, T))
+    labels = rng.integers(vocab, size=(N, T))
+    np.random.seed(0)
+    model = LanguageModelRNN(vocab, D, H, cell_type="lstm", dtype=dtype)
+    loss_func = temporal_softmax_loss()
+    optimizer = Adam(model, 5e-4)
+    mask = np.ones((N, T))
+    h0 = np.zeros((N, H))
+
+    def fastrnn_iteration():
+        loss_func.forward(model.forward(words, h0), labels, mask)
+        model.backward(loss_func.backward())
+        optimizer.step()
+
+    baseline = numpy_lib.LanguageModel(vocab, D, H)
+    return (median_ms(fastrnn_iteration, budget_s),
+            median_ms(lambda: baseline.train_step(words, labels), budget_s))
+
+
+def generation_speed(vocab, embedding, hidden, budget_s):
+    """Tokens per second of LanguageModelRNN.sample (one stream, float32, sampled)."""
+    np.random.seed(0)
+    model = LanguageModelRNN(vocab, embedding, hidden, cell_type="lstm", dtype=np.float32)
+    n = 20_000
+    ms = median_ms(lambda: model.sample(0, n, temperature=1.0, seed=0), budget_s, min_repeats=3)
+    return n / (ms / 1e3)
+
+
+_JIT_PROBE = textwrap.dedent("""
+    import time
+    start = time.perf_counter()
+    import numpy as np
+    from fastrnn.layer_utils import LSTM
+    layer = LSTM(10, 20)
+    layer.forward(np.ones((10, 50, 10)), np.zeros((10, 20)))
+    layer.backward(np.ones((10, 50, 20)))
+    print(time.perf_counter() - start)
+""")
+
+
+def jit_cost():
+    """(cold, warm) seconds for a new process to import fastrnn and run its first
+    LSTM forward+backward: with an empty compile cache, then with it filled."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        runs = [float(subprocess.run([sys.executable, "-c", _JIT_PROBE], env=env, check=True,
+                                     capture_output=True, text=True).stdout) for _ in range(3)]
+    return runs[0], min(runs[1:])
+
+
+_MEMORY_PROBE = textwrap.dedent("""
+    import numpy as np
+    from fastrnn.layer_utils import LSTM
+
+    def rss(field):
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
+
+    N, T, D, H = {size}
+    small = LSTM(D, H, dtype=np.float32)          # load the compiled code on a tiny problem
+    small.forward(np.ones((2, 2, D), np.float32), np.zeros((2, H), np.float32))
+    small.backward(np.ones((2, 2, H), np.float32))
+    layer = LSTM(D, H, dtype=np.float32)
+    x = np.ones((N, T, D), np.float32)
+    h0 = np.zeros((N, H), np.float32)
+    dh = np.ones((N, T, H), np.float32)
+    with open("/proc/self/clear_refs", "w") as f:   # reset the peak (VmHWM) to the current RSS
+        f.write("5")
+    before = rss("VmRSS:")
+    h = layer.forward(x, h0)
+    dx, dh0 = layer.backward(dh)
+    print(rss("VmHWM:") - before)
+""")
+
+
+def lstm_memory(size):
+    """(peak bytes of a float32 LSTM forward+backward, the formula's bytes).
+
+    Formula: stored activations (gates (T, N, 4H), c and h (T, N, H), the
+    time-major copy of x (T, N, D)) + inputs (x, h0, dh) + outputs (h, dx, dh0) +
+    weight gradients.  The peak is the process's resident-memory high-water mark
+    during the call above its level before, plus the inputs (made before).
+    """
+    N, T, D, H = size
+    unit = N * T * 4
+    stored = unit * (4 * H + 2 * H + D)
+    inputs = unit * (D + H) + N * H * 4
+    outputs = unit * (H + D) + N * H * 4
+    weight_grads = 4 * 4 * H * (D + H + 1)
+    added = int(subprocess.run([sys.executable, "-c", _MEMORY_PROBE.format(size=size)],
+                               check=True, capture_output=True, text=True).stdout)
+    return added + inputs, stored + inputs + outputs + weight_grads
+
+
+def machine_line():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}",
+                f"numba {__import__('numba').__version__}", f"scipy {__import__('scipy').__version__}",
+                f"fastrnn {fastrnn.__version__}"]
+    if torch is not None:
+        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return f"{cpu}, {os.cpu_count()} cores; fastrnn threads {fastrnn.get_num_threads()}; " \
+           + ", ".join(versions)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smallest size only, short budgets")
+    parser.add_argument("--markdown", help="also write the tables to this Markdown file")
+    parser.add_argument("--json", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+
+    budget = 0.2 if args.quick else 2.0
+    sizes = SIZES[:1] if args.quick else SIZES
+    lines, figures = [], {"layers": [], "language_model": [], "generation": {}}
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"# fastrnn side by side ({datetime.date.today().isoformat()})")
+    say()
+    say(f"Machine: {machine_line()}")
+    peaks = {np.dtype(d).name: gemm_gflops(d, budget) for d in DTYPES}
+    say("GEMM peak (numpy matmul 2048^3, all cores): "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    say()
+    say("One layer, forward + backward, median ms; ratio = peer / fastrnn")
+    say()
+    say("| cell | dtype | N, T, D, H | fastrnn | numpy | torch | numpy/fastrnn | torch/fastrnn "
+        "| fastrnn GFLOP/s | % of GEMM peak |")
+    say("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for cell in CELLS:
+        for dtype in DTYPES:
+            name = np.dtype(dtype).name
+            for size in sizes:
+                t = time_layer(cell, dtype, size, budget)
+                gflops = layer_flops(cell, *size) / (t["fastrnn"] * 1e6)
+                torch_ms = f"{t['torch']:.3f}" if t["torch"] else "-"
+                torch_ratio = f"{t['torch'] / t['fastrnn']:.2f}x" if t["torch"] else "-"
+                say(f"| {cell} | {name} | {', '.join(map(str, size))} | {t['fastrnn']:.3f} | "
+                    f"{t['numpy']:.3f} | {torch_ms} | {t['numpy'] / t['fastrnn']:.2f}x | "
+                    f"{torch_ratio} | {gflops:.1f} | {100 * gflops / peaks[name]:.0f}% |")
+                figures["layers"].append(dict(cell=cell, dtype=name, size=size, **t))
+    say()
+    say("Language model, one train_net iteration (N=10, T=50, D=10, H=20, LSTM, Adam, float64)")
+    say()
+    say("| vocabulary | fastrnn ms | numpy ms | numpy/fastrnn |")
+    say("|---:|---:|---:|---:|")
+    for vocab in (200, 2000):
+        fast, slow = time_language_model(vocab, np.float64, budget)
+        say(f"| {vocab} | {fast:.3f} | {slow:.3f} | {slow / fast:.2f}x |")
+        figures["language_model"].append(dict(vocab=vocab, fastrnn_ms=fast, numpy_ms=slow))
+    if not args.quick:
+        say()
+        say("Generation, one stream, float32 LSTM, sampled (temperature 1)")
+        say()
+        for label, (vocab, emb, hidden) in {"char (V=65, E=64, H=256)": (65, 64, 256),
+                                            "word (V=5000, E=128, H=128)": (5000, 128, 128)}.items():
+            rate = generation_speed(vocab, emb, hidden, budget)
+            say(f"- {label}: {rate:,.0f} tokens/s")
+            figures["generation"][label] = rate
+        cold, warm = jit_cost()
+        say()
+        say(f"JIT: import + first LSTM forward+backward in a new process: {cold:.1f} s with an "
+            f"empty compile cache, {warm:.2f} s with the on-disk cache warm")
+        peak, formula = lstm_memory(SIZES[2])
+        say(f"Memory, float32 LSTM forward+backward at {SIZES[2]}: peak {peak / 2**20:.1f} MiB "
+            f"added, formula {formula / 2**20:.1f} MiB ({peak / formula:.2f}x)")
+        figures.update(jit_cold_s=cold, jit_warm_s=warm, memory_peak=peak, memory_formula=formula)
+
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=machine_line(), gemm_gflops=peaks, **figures), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The benchmarks are code too: every asv benchmark runs once at its smallest
+parameters, and the side-by-side comparison's pieces run on a tiny problem, so
+neither can rot unnoticed."""
+
+import importlib.util
+import inspect
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+BENCH_DIR = pathlib.Path(__file__).resolve().parent.parent / "asv_bench"
+BENCH_MODULES = sorted(p for p in (BENCH_DIR / "benchmarks").glob("*.py") if p.name != "__init__.py")
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_classes(module):
+    return [obj for name, obj in vars(module).items()
+            if inspect.isclass(obj) and not name.startswith("_") and obj.__module__ == module.__name__]
+
+
+def test_there_are_benchmarks_of_every_kind():
+    names = set()
+    for path in BENCH_MODULES:
+        module = load(path)
+        names |= {n for n in vars(module) if n.startswith("timeraw_")}
+        for cls in benchmark_classes(module):
+            names |= {n for n in dir(cls) if n.startswith(("time_", "peakmem_"))}
+    kinds = {n.split("_")[0] for n in names}
+    assert {"time", "peakmem", "timeraw"} <= kinds
+
+
+@pytest.mark.parametrize("path", BENCH_MODULES, ids=lambda p: p.stem)
+def test_every_benchmark_runs_at_its_smallest_parameters(path):
+    module = load(path)
+    ran = 0
+    for cls in benchmark_classes(module):
+        params = [values[0] for values in cls.params] if hasattr(cls, "params") else []
+        assert len(params) == len(getattr(cls, "param_names", params))
+        bench = cls()
+        bench.setup(*params)
+        for name in dir(cls):
+            if name.startswith(("time_", "peakmem_")):
+                getattr(bench, name)(*params)
+                ran += 1
+    for name, fn in vars(module).items():
+        if name.startswith("timeraw_"):
+            result = subprocess.run([sys.executable, "-c", fn()], capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            ran += 1
+    assert ran > 0
+
+
+def test_comparison_pieces_on_a_tiny_problem():
+    compare = load(BENCH_DIR / "compare.py")
+    size = (2, 3, 4, 5)
+    for cell in compare.CELLS:
+        for dtype in compare.DTYPES:
+            times = compare.time_layer(cell, dtype, size, budget_s=0.0)
+            for peer in ("fastrnn", "numpy"):
+                assert times[peer] > 0 and math.isfinite(times[peer])
+    fast, slow = compare.time_language_model(50, np.float64, budget_s=0.0)
+    assert fast > 0 and slow > 0
+    assert compare.layer_flops("lstm", *size) == 4 * compare.layer_flops("rnn", *size)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_numpy_baseline_agrees_with_fastrnn(cell):
+    """The baseline must compute the same thing, or its timings mean nothing."""
+    compare = load(BENCH_DIR / "compare.py")
+    layer_class, _, np_forward, np_backward = compare.CELLS[cell]
+    rng = np.random.default_rng(0)
+    layer = layer_class(4, 5, init_scale=0.5)
+    x, h0, dh = rng.standard_normal((3, 6, 4)), rng.standard_normal((3, 5)), rng.standard_normal((3, 6, 5))
+    wx, wh, b = (layer.params[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))
+    h_ref, caches = np_forward(x, h0, wx, wh, b)
+    dx_ref, dh0_ref, dwx_ref, dwh_ref, db_ref = np_backward(dh, caches, wx, wh)
+    np.testing.assert_allclose(layer.forward(x, h0), h_ref, rtol=1e-10, atol=1e-12)
+    dx, dh0 = layer.backward(dh)
+    for got, want in [(dx, dx_ref), (dh0, dh0_ref), (layer.grads[layer.wx_name], dwx_ref),
+                      (layer.grads[layer.wh_name], dwh_ref), (layer.grads[layer.b_name], db_ref)]:
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
