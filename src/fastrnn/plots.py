@@ -1,0 +1,52 @@
+"""PNG plots of training curves, drawn headless.
+
+Figures are built with ``matplotlib.figure.Figure`` and its Agg canvas, never
+through ``pyplot``: no window opens, and the backend of a notebook or program
+that imports fastrnn is left as it is.
+"""
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .checkpoint import atomic_write
+
+__all__ = ["plot_training_curves", "plot_curve"]
+
+
+def _save(figure, path):
+    FigureCanvasAgg(figure)
+    with atomic_write(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=100)
+
+
+def plot_training_curves(history, path):
+    """Loss and accuracy of training and validation against epochs, into PNG ``path``.
+
+    history: the metrics rows of a run (dicts with ``epoch``, ``train_loss``,
+    ``val_loss``, ``train_accuracy``, ``val_accuracy``).
+    """
+    epochs = [row["epoch"] for row in history]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for axes, key, label in ((loss_axes, "loss", "loss (nats per token)"),
+                             (accuracy_axes, "accuracy", "next-token accuracy")):
+        axes.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="training")
+        axes.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    _save(figure, path)
+
+
+def plot_curve(x, y, path, xlabel, ylabel, title=None):
+    """One curve ``y`` against ``x`` into PNG ``path``."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(x, y, "o-")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    _save(figure, path)
