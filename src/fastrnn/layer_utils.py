@@ -19,11 +19,11 @@ import numpy as np
 from . import _checks
 from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
-from .kernels.blocked import add_row_sums, matmul_at_b, matmul_rows, matmul_rows_bt
+from .kernels.blocked import linear_backward, linear_forward, recurrent_weight_gradients
 from .kernels.embedding import embedding_backward, embedding_forward
-from .kernels.lstm import lstm_backward_loop, lstm_forward_loop
+from .kernels.lstm import lstm_backward_loop, lstm_forward
 from .kernels.softmax import softmax_xent, softmax_xent_parallel
-from .kernels.vanilla import rnn_backward_loop, rnn_forward_loop
+from .kernels.vanilla import rnn_backward_loop, rnn_forward
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
@@ -124,43 +124,21 @@ class _RecurrentLayer(_Layer):
         return x[None], prev_h
 
     @staticmethod
-    def _project_inputs(x_tm, wx):
-        """x_t Wx for every step as ONE GEMM: (T, N, D) -> (T, N, G), before the loop."""
+    def _chunks(x_tm, G):
+        """Blocks the kernels may cut the work into (1 = serial), from its size:
+        the recurrent and projection GEMMs plus ~30 flops of gate math per unit."""
         T, N, D = x_tm.shape
-        G = wx.shape[1]
-        out = np.empty((T, N, G), dtype=wx.dtype)
-        matmul_rows(x_tm.reshape(T * N, D), wx, out.reshape(T * N, G),
-                    chunks_for(T * N, 2 * T * N * D * G))
-        return out
+        return chunks_for(N, 2 * T * N * G * (D + G) + 30 * T * N * G)
 
     @staticmethod
-    def _loop_chunks(T, N, H, G):
-        """Blocks of the batch the time loops run in parallel."""
-        return chunks_for(N, 2 * T * N * H * G)
-
-    @staticmethod
-    def _weight_gradients(x_tm, h0, h, grad_pre, wx):
-        """The GEMMs after the backward loop, each over all T*N rows at once.
-
-        grad_pre (T, N, G): gradient of the pre-activations.  Returns
-        dx (T, N, D) = dA Wx^T, dWx = X^T dA, dWh = Hprev^T dA with
-        Hprev = [h0, h_1..h_{T-1}], and db = column sums of dA.
-        """
+    def _weight_gradients(x_tm, h0, h, grad_pre, wx, chunks):
+        """dx (T, N, D), dWx, dWh, db: GEMMs over all T*N rows after the loop."""
         T, N, D = x_tm.shape
-        H, G = h0.shape[1], grad_pre.shape[2]
-        rows = grad_pre.reshape(T * N, G)
-        chunks = chunks_for(T * N, 2 * T * N * G * max(D, H))
         dx = np.empty((T, N, D), dtype=wx.dtype)
-        matmul_rows_bt(rows, wx, dx.reshape(T * N, D), chunks)
-        dwx = np.empty((D, G), dtype=wx.dtype)
-        matmul_at_b(x_tm.reshape(T * N, D), rows, dwx, False, chunks)
-        dwh = np.empty((H, G), dtype=wx.dtype)
-        matmul_at_b(h0, grad_pre[0], dwh, False, 1)
-        if T > 1:
-            matmul_at_b(h[:-1].reshape((T - 1) * N, H), grad_pre[1:].reshape((T - 1) * N, G),
-                        dwh, True, chunks)
-        db = np.zeros(G, dtype=wx.dtype)
-        add_row_sums(rows, db, chunks)
+        dwx = np.empty_like(wx)
+        dwh = np.empty((h0.shape[1], wx.shape[1]), dtype=wx.dtype)
+        db = np.empty(wx.shape[1], dtype=wx.dtype)
+        recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, min(chunks, T))
         return dx, dwx, dwh, db
 
     @staticmethod
@@ -186,17 +164,17 @@ class VanillaRNN(_RecurrentLayer):
 
     def _run(self, x_tm, h0, wx, wh, b):
         T, N, _ = x_tm.shape
-        h = self._project_inputs(x_tm, wx)
-        rnn_forward_loop(h0, wh, b, h, self._loop_chunks(T, N, self.h_dim, self.h_dim))
+        h = np.empty((T, N, self.h_dim), dtype=wx.dtype)
+        rnn_forward(x_tm, h0, wx, wh, b, h, self._chunks(x_tm, self.h_dim))
         return h, (x_tm, h0, wx, wh, h)
 
     def _backprop(self, dh_tm, state):
         x_tm, h0, wx, wh, h = state
-        T, N, H = h.shape
+        chunks = self._chunks(x_tm, self.h_dim)
         grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
-        rnn_backward_loop(dh_tm, wh, h, grad_pre, dh0, self._loop_chunks(T, N, H, H))
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx)
+        rnn_backward_loop(dh_tm, wh, h, grad_pre, dh0, chunks)
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx, chunks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -249,19 +227,19 @@ class LSTM(_RecurrentLayer):
     def _run(self, x_tm, h0, c0, wx, wh, b):
         T, N, _ = x_tm.shape
         H = self.h_dim
-        gates = self._project_inputs(x_tm, wx)
+        gates = np.empty((T, N, 4 * H), dtype=wx.dtype)
         c = np.empty((T, N, H), dtype=wx.dtype)
+        tanh_c = np.empty((T, N, H), dtype=wx.dtype)
         h = np.empty((T, N, H), dtype=wx.dtype)
-        lstm_forward_loop(h0, c0, wh, b, gates, c, h, self._loop_chunks(T, N, H, 4 * H))
-        return h, c, (x_tm, h0, c0, wx, wh, gates, c, h)
+        lstm_forward(x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, self._chunks(x_tm, 4 * H))
+        return h, c, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h)
 
     def _backprop(self, dh_tm, dc_last, state):
-        x_tm, h0, c0, wx, wh, gates, c, h = state
-        T, N, H = h.shape
+        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = state
+        chunks = self._chunks(x_tm, 4 * self.h_dim)
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        lstm_backward_loop(dh_tm, dc_last, c0, wh, gates, c, dh0, dc0,
-                           self._loop_chunks(T, N, H, 4 * H))
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx)
+        lstm_backward_loop(dh_tm, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, chunks)
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, chunks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):
@@ -276,11 +254,11 @@ class LSTM(_RecurrentLayer):
     def step_backward(self, dnext_h, dnext_c, meta):
         """dnext_h, dnext_c (N, H) and meta from step_forward ->
         (dx (N, D), dprev_h, dprev_c, dWx, dWh, db)."""
-        x_tm, h0, c0, wx, wh, gates, c, h = meta
+        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = meta
         dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], wx.dtype)
         dnext_c = self._upstream("dnext_c", dnext_c, h.shape[1:], wx.dtype)
         # The kernel overwrites the gate buffer; a step's meta stays reusable.
-        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, h)
+        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, tanh_c, h)
         dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[None], dnext_c, state)
         return dx[0], dprev_h, dprev_c, dwx, dwh, db
 
@@ -299,7 +277,7 @@ class LSTM(_RecurrentLayer):
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h = state[7]
+        h = state[-1]
         T, N, H = h.shape
         dh = self._upstream("dh", dh, (N, T, H), h.dtype)
         dh_tm = np.ascontiguousarray(dh.transpose(1, 0, 2))
@@ -374,8 +352,7 @@ class temporal_fc(_Layer):
         M = self.output_dim
         rows = x.reshape(N * T, D)
         out = np.empty((N * T, M), dtype=w.dtype)
-        matmul_rows(rows, w, out, chunks_for(N * T, 2 * N * T * D * M))
-        out += b
+        linear_forward(rows, w, b, out, chunks_for(N * T, 2 * N * T * D * M))
         self.meta = (rows, w, (N, T))
         return out.reshape(N, T, M)
 
@@ -384,14 +361,11 @@ class temporal_fc(_Layer):
         rows, w, (N, T) = self._take_meta()
         D, M = self.input_dim, self.output_dim
         dout = _checks.float_array("dout", dout, ("N", "T", "M"), (N, T, M), w.dtype, cast=True)
-        grad_rows = dout.reshape(N * T, M)
-        chunks = chunks_for(N * T, 2 * N * T * D * M)
         dx = np.empty((N * T, D), dtype=w.dtype)
-        matmul_rows_bt(grad_rows, w, dx, chunks)
         dw = np.empty((D, M), dtype=w.dtype)
-        matmul_at_b(rows, grad_rows, dw, False, chunks)
-        db = np.zeros(M, dtype=w.dtype)
-        add_row_sums(grad_rows, db, chunks)
+        db = np.empty(M, dtype=w.dtype)
+        linear_backward(rows, w, dout.reshape(N * T, M), dx, dw, db,
+                        chunks_for(N * T, 4 * N * T * D * M))
         self.grads[self.w_name] = dw
         self.grads[self.b_name] = db
         return dx.reshape(N, T, D)

@@ -4,12 +4,12 @@ Layout (see ``kernels.md``): everything is time-major ``(T, N, ...)`` and
 C-contiguous, so that each step's slice is one contiguous ``(N, ...)`` block that
 BLAS takes without a copy.  Gate order along the ``4H`` axis is i, f, o, g.
 
-The input projection ``x Wx`` of all steps is one GEMM done before the forward
-loop (:mod:`.blocked`), and the weight gradients are GEMMs after the backward
-loop: inside the loops there is only the recurrent GEMM and one fused
-elementwise pass per step.  Batch rows never interact inside a loop, so the
-batch is cut into ``n_chunks`` blocks that run the whole sequence on their own
-threads with no synchronisation per step.
+The input projection ``x Wx`` of all steps is one GEMM (in row blocks) before
+the forward loop, and the weight gradients are GEMMs after the backward loop
+(:func:`.blocked.recurrent_weight_gradients`): inside the loops there is only the
+recurrent GEMM and one fused elementwise pass per step.  Batch rows never
+interact inside a loop, so the batch is cut into ``n_chunks`` blocks that run
+the whole sequence on their own threads with no synchronisation per step.
 """
 
 import numpy as np
@@ -21,31 +21,41 @@ from .blocked import chunk_bounds
 
 
 @serial_and_parallel
-def lstm_forward_loop(h0, c0, wh, b, gates, c, h, n_chunks):
-    """Run the LSTM recurrence.
+def lstm_forward(x, h0, c0, wx, wh, b, gates, c, tanh_c, h, n_chunks):
+    """Run an LSTM over a sequence.
 
-    h0, c0 (N, H) initial state; wh (H, 4H); b (4H,).
-    gates (T, N, 4H): on entry x_t Wx of every step; on exit the activations
-    i, f, o, g (kept for backward).  Writes c (T, N, H) and h (T, N, H): the cell
-    and hidden states c_1..c_T, h_1..h_T.
+    x (T, N, D); h0, c0 (N, H) initial state; wx (D, 4H); wh (H, 4H); b (4H,).
+    Writes gates (T, N, 4H): the activations i, f, o, g of every step; c and
+    tanh_c (T, N, H): the cell states c_1..c_T and their tanh; h (T, N, H): the
+    hidden states h_1..h_T.  gates, c and tanh_c are what backward needs.
     """
-    T, N, G = gates.shape
+    T, N, D = x.shape
+    G = gates.shape[2]
+    rows = T * N
+    x_rows = x.reshape(rows, D)
+    gate_rows = gates.reshape(rows, G)
     for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
+        lo, hi = chunk_bounds(p, n_chunks, rows)
+        if hi > lo:
+            np.dot(x_rows[lo:hi], wx, gate_rows[lo:hi])
+    batch_chunks = min(n_chunks, N)
+    for p in prange(batch_chunks):
+        lo, hi = chunk_bounds(p, batch_chunks, N)
         recurrent = np.empty((hi - lo, G), dtype=gates.dtype)
         for t in range(T):
             h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
             np.dot(h_prev, wh, recurrent)
             for n in range(lo, hi):
                 c_prev = c0[n] if t == 0 else c[t - 1, n]
-                _gate_pass(gates[t, n], recurrent[n - lo], b, c_prev, c[t, n], h[t, n])
+                _gate_pass(gates[t, n], recurrent[n - lo], b, c_prev, c[t, n], tanh_c[t, n],
+                           h[t, n])
 
 
 @kernel(inline="always")
-def _gate_pass(a, rec, b, c_prev, c_new, h_new):
+def _gate_pass(a, rec, b, c_prev, c_new, tanh_c, h_new):
     """One row of the fused forward pass: a (4H,) holds x_t Wx on entry and the
-    activations i, f, o, g on exit; rec (4H,) = h_{t-1} Wh; writes c_new (H,),
-    h_new (H,).
+    activations i, f, o, g on exit; rec (4H,) = h_{t-1} Wh; writes c_new,
+    tanh_c = tanh(c_new) and h_new (H,).
 
     Written as separate simple loops over contiguous rows, each of which LLVM
     vectorises (one loop doing everything is not vectorised: 3x slower).
@@ -60,49 +70,48 @@ def _gate_pass(a, rec, b, c_prev, c_new, h_new):
     for j in range(H):
         c_new[j] = a[H + j] * c_prev[j] + a[j] * a[3 * H + j]
     for j in range(H):
-        h_new[j] = a[2 * H + j] * tanh(c_new[j])
+        tanh_c[j] = tanh(c_new[j])
+    for j in range(H):
+        h_new[j] = a[2 * H + j] * tanh_c[j]
 
 
 @serial_and_parallel
-def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, dh0, dc0, n_chunks):
-    """Backpropagate through the LSTM recurrence run by ``lstm_forward_loop``.
+def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_chunks):
+    """Backpropagate through the LSTM recurrence run by ``lstm_forward``.
 
     dh (T, N, H): upstream gradient on every h_t; dc_last (N, H): gradient on the
-    final cell state (zeros for a plain sequence); c0, wh, and the forward's gates
-    and c.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the gradient of the
-    pre-activations, which the weight-gradient GEMMs then use.
+    final cell state (zeros for a plain sequence); c0, wh and the forward's gates,
+    c and tanh_c.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the gradient of
+    the pre-activations, for the weight-gradient GEMMs.
     Writes dh0 (N, H) and dc0 (N, H).
     """
     T, N, G = gates.shape
     H = G // 4
-    for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
+    batch_chunks = min(n_chunks, N)
+    for p in prange(batch_chunks):
+        lo, hi = chunk_bounds(p, batch_chunks, N)
         dh_next = np.zeros((hi - lo, H), dtype=gates.dtype)
         dc_next = dc_last[lo:hi].copy()
-        tanh_c = np.empty(H, dtype=gates.dtype)
         for t in range(T - 1, -1, -1):
             for n in range(lo, hi):
                 c_prev = c0[n] if t == 0 else c[t - 1, n]
-                _gate_grad_pass(gates[t, n], c_prev, c[t, n], dh[t, n], dh_next[n - lo],
-                                dc_next[n - lo], tanh_c)
+                _gate_grad_pass(gates[t, n], c_prev, tanh_c[t, n], dh[t, n], dh_next[n - lo],
+                                dc_next[n - lo])
             np.dot(gates[t, lo:hi], wh.T, dh_next)
         dh0[lo:hi] = dh_next
         dc0[lo:hi] = dc_next
 
 
 @kernel(inline="always")
-def _gate_grad_pass(a, c_prev, c_t, dh_t, dh_next, dc_next, tanh_c):
+def _gate_grad_pass(a, c_prev, tanh_c, dh_t, dh_next, dc_next):
     """One row of the fused backward pass.
 
     a (4H,) holds the activations i, f, o, g on entry and dA (the gradient of the
-    pre-activations) on exit; dh_t (H,) is the upstream gradient of h_t; dh_next
-    (H,) the gradient reaching h_t from step t+1 (read); dc_next (H,) the gradient
-    on c_t from step t+1, replaced by the gradient on c_{t-1}; tanh_c (H,) scratch
-    (tanh(c_t) is recomputed rather than stored by the forward).
+    pre-activations) on exit; tanh_c (H,) = tanh(c_t); dh_t (H,) the upstream
+    gradient of h_t; dh_next (H,) the gradient reaching h_t from step t+1 (read);
+    dc_next (H,) the gradient on c_t from step t+1, replaced by the one on c_{t-1}.
     """
-    H = c_t.shape[0]
-    for j in range(H):
-        tanh_c[j] = tanh(c_t[j])
+    H = tanh_c.shape[0]
     for j in range(H):
         i_gate = a[j]
         f_gate = a[H + j]

@@ -2,8 +2,9 @@
 
 Same layout and structure as ``lstm.py`` with a single gate:
 ``h_t = tanh(x_t Wx + h_{t-1} Wh + b)``.  The input projection of all steps is
-written into ``h`` before the loop, and each step adds the recurrent GEMM and
-the bias and applies tanh in place; backward needs only ``h`` (tanh' = 1 - h^2).
+one GEMM written into ``h`` before the loop, and each step adds the recurrent
+GEMM and the bias and applies tanh in place; backward needs only ``h``
+(tanh' = 1 - h^2).
 """
 
 import numpy as np
@@ -15,15 +16,24 @@ from .blocked import chunk_bounds
 
 
 @serial_and_parallel
-def rnn_forward_loop(h0, wh, b, h, n_chunks):
-    """Run the tanh recurrence.
+def rnn_forward(x, h0, wx, wh, b, h, n_chunks):
+    """Run a tanh RNN over a sequence.
 
-    h0 (N, H); wh (H, H); b (H,); h (T, N, H): x_t Wx of every step on entry,
-    the hidden states h_1..h_T on exit.
+    x (T, N, D); h0 (N, H); wx (D, H); wh (H, H); b (H,).
+    Writes h (T, N, H), the hidden states h_1..h_T (all backward needs).
     """
-    T, N, H = h.shape
+    T, N, D = x.shape
+    H = h.shape[2]
+    rows = T * N
+    x_rows = x.reshape(rows, D)
+    h_rows = h.reshape(rows, H)
     for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
+        lo, hi = chunk_bounds(p, n_chunks, rows)
+        if hi > lo:
+            np.dot(x_rows[lo:hi], wx, h_rows[lo:hi])
+    batch_chunks = min(n_chunks, N)
+    for p in prange(batch_chunks):
+        lo, hi = chunk_bounds(p, batch_chunks, N)
         recurrent = np.empty((hi - lo, H), dtype=h.dtype)
         for t in range(T):
             h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
@@ -36,15 +46,16 @@ def rnn_forward_loop(h0, wh, b, h, n_chunks):
 
 @serial_and_parallel
 def rnn_backward_loop(dh, wh, h, grad_pre, dh0, n_chunks):
-    """Backpropagate through the recurrence run by ``rnn_forward_loop``.
+    """Backpropagate through the recurrence run by ``rnn_forward``.
 
     dh (T, N, H): upstream gradient on every h_t; wh (H, H); h (T, N, H) from the
     forward.  Writes grad_pre (T, N, H), the gradient of the pre-activations
     (used by the weight-gradient GEMMs), and dh0 (N, H).
     """
     T, N, H = h.shape
-    for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
+    batch_chunks = min(n_chunks, N)
+    for p in prange(batch_chunks):
+        lo, hi = chunk_bounds(p, batch_chunks, N)
         dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
         for t in range(T - 1, -1, -1):
             for n in range(lo, hi):

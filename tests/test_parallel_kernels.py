@@ -1,0 +1,77 @@
+"""The parallel builds of the kernels against the numpy reference.
+
+Problems in the other tests are small, so fastrnn runs them serially; here the
+block count is forced (3 blocks: more than the machine's threads, and not a
+divisor of most sizes) so every chunked kernel's parallel build runs, including
+batches and sequences shorter than the block count.
+"""
+
+import numpy as np
+import pytest
+
+import fastrnn.layer_utils
+from fastrnn.layer_utils import temporal_fc, temporal_softmax_loss
+
+import reference as ref
+from test_layers_vs_reference import assert_matches, make_recurrent, reference_sequence, weights
+
+FORCED_BLOCKS = 3
+
+
+@pytest.fixture(autouse=True)
+def force_blocks(monkeypatch):
+    calls = []
+
+    def chunks_for(rows, flops):
+        calls.append(rows)
+        return min(FORCED_BLOCKS, rows) if rows > 1 else 1
+
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", chunks_for)
+    yield
+    assert calls, "the layer never asked for a block count: the patch tested nothing"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N, T, D, H", [(7, 5, 4, 6), (2, 9, 3, 5), (5, 2, 6, 3), (1, 4, 3, 2)])
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_recurrent_layers_in_blocks(cell_type, N, T, D, H, dtype):
+    layer = make_recurrent(cell_type, D, H, dtype, 1.0)
+    x = np.random.randn(N, T, D).astype(dtype)
+    h0 = np.random.randn(N, H).astype(dtype)
+    dh = np.random.randn(N, T, H).astype(dtype)
+    h = layer.forward(x, h0)
+    dx, dh0 = layer.backward(dh)
+    h_ref, grads_ref = reference_sequence(cell_type, x, h0, dh, *weights(layer))
+    assert_matches(h, h_ref, dtype, "h")
+    got = [dx, dh0, *(layer.grads[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))]
+    for name, actual, expected in zip(["dx", "dh0", "dWx", "dWh", "db"], got, grads_ref):
+        assert_matches(actual, expected, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_temporal_fc_in_blocks(dtype):
+    N, T, D, M = 5, 3, 4, 7
+    fc = temporal_fc(D, M, init_scale=1.0, dtype=dtype)
+    x = np.random.randn(N, T, D).astype(dtype)
+    dout = np.random.randn(N, T, M).astype(dtype)
+    out = fc.forward(x)
+    dx = fc.backward(dout)
+    w, b = fc.params[fc.w_name], fc.params[fc.b_name]
+    assert_matches(out, ref.temporal_fc_forward(x, w, b), dtype, "out")
+    dx_ref, dw_ref, db_ref = ref.temporal_fc_backward(dout, x, w)
+    assert_matches(dx, dx_ref, dtype, "dx")
+    assert_matches(fc.grads[fc.w_name], dw_ref, dtype, "dw")
+    assert_matches(fc.grads[fc.b_name], db_ref, dtype, "db")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_loss_in_parallel(dtype):
+    N, T, V = 6, 5, 11
+    scores = (3 * np.random.randn(N, T, V)).astype(dtype)
+    labels = np.random.randint(V, size=(N, T))
+    mask = np.random.rand(N, T) > 0.3
+    loss_func = temporal_softmax_loss()
+    loss = loss_func.forward(scores, labels, mask)
+    loss_ref, dx_ref = ref.temporal_softmax_loss(scores, labels, mask)
+    assert loss == pytest.approx(loss_ref, rel=1e-10 if dtype == np.float64 else 1e-5)
+    assert_matches(loss_func.backward(), dx_ref, dtype, "dscores")
