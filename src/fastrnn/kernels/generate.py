@@ -9,31 +9,24 @@ a run is reproducible and the kernel keeps no random state.
 import numpy as np
 
 from ._jit import kernel
-from .activations import sigmoid, tanh
+from .activations import exp_nonpositive, tanh
+from .lstm import _gate_pass
 
 
-@kernel
-def _cell_step(inp, wx, wh, b, h, c, is_lstm, pre, rec):
+@kernel(inline="always")
+def _cell_step(a, wh, b, h, c, is_lstm, rec, tanh_c):
     """One step of one layer for a single stream, updating h (1, H) and c (1, H).
 
-    inp (1, D); wx (D, G); wh (H, G); b (G,); pre, rec (1, G) scratch; G = 4H for
-    an LSTM (gates i, f, o, g), H for a tanh RNN.
+    a (G,): the input projection x Wx on entry (scratch, overwritten); wh (H, G);
+    b (G,); rec (1, G) and tanh_c (H,) scratch.  G = 4H for an LSTM (gates i, f,
+    o, g: the same fused pass as the sequence kernel), H for a tanh RNN.
     """
-    H = h.shape[1]
-    np.dot(inp, wx, pre)
     np.dot(h, wh, rec)
     if is_lstm:
-        for j in range(H):
-            i_gate = sigmoid(pre[0, j] + rec[0, j] + b[j])
-            f_gate = sigmoid(pre[0, H + j] + rec[0, H + j] + b[H + j])
-            o_gate = sigmoid(pre[0, 2 * H + j] + rec[0, 2 * H + j] + b[2 * H + j])
-            g_gate = tanh(pre[0, 3 * H + j] + rec[0, 3 * H + j] + b[3 * H + j])
-            c_new = f_gate * c[0, j] + i_gate * g_gate
-            c[0, j] = c_new
-            h[0, j] = o_gate * tanh(c_new)
+        _gate_pass(a, rec[0], b, c[0], c[0], tanh_c, h[0])
     else:
-        for j in range(H):
-            h[0, j] = tanh(pre[0, j] + rec[0, j] + b[j])
+        for j in range(h.shape[1]):
+            h[0, j] = tanh(a[j] + rec[0, j] + b[j])
 
 
 @kernel
@@ -47,14 +40,13 @@ def _choose(logits, temperature, top_k, uniform, probs):
     if 0 < top_k < V:
         threshold = np.partition(logits, V - top_k)[V - top_k]
     top = np.max(logits)
+    for v in range(V):
+        probs[v] = exp_nonpositive((logits[v] - top) / temperature)
     total = 0.0
     for v in range(V):
-        if logits[v] >= threshold:
-            p = np.exp((logits[v] - top) / temperature)
-        else:
-            p = 0.0
-        probs[v] = p
-        total += p
+        if logits[v] < threshold:
+            probs[v] = 0.0
+        total += probs[v]
     target = uniform * total
     running = 0.0
     last = 0
@@ -83,8 +75,15 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     H = h.shape[1]
     G = bs[0].shape[0]
     V = fc_b.shape[0]
-    pre = np.empty((1, G), dtype=h.dtype)
+    # The first layer's input projection depends on the token only: computed the
+    # first time a token is met, then reused (at most min(steps, V) GEMVs).
+    # np.empty leaves untouched rows unallocated by the OS.
+    projected = np.empty((V, G), dtype=h.dtype)
+    known = np.zeros(V, dtype=np.bool_)
+    a = np.empty(G, dtype=h.dtype)
+    above = np.empty((1, G), dtype=h.dtype)
     rec = np.empty((1, G), dtype=h.dtype)
+    tanh_c = np.empty(H, dtype=h.dtype)
     logits_2d = np.empty((1, V), dtype=h.dtype)
     logits = np.empty(V, dtype=np.float64)
     probs = np.empty(V, dtype=np.float64)
@@ -92,17 +91,21 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     n_steps = prime.shape[0] + n_new - 1
     token = prime[0]
     for step in range(n_steps):
-        inp = embedding[token:token + 1]
+        if not known[token]:
+            np.dot(embedding[token:token + 1], wxs[0], projected[token:token + 1])
+            known[token] = True
+        a[:] = projected[token]
         for layer in range(L):
             h_l = h[layer:layer + 1]
-            _cell_step(inp, wxs[layer], whs[layer], bs[layer], h_l, c[layer:layer + 1],
-                       is_lstm, pre, rec)
-            inp = h_l
+            if layer > 0:
+                np.dot(h[layer - 1:layer], wxs[layer], above)
+                a[:] = above[0]
+            _cell_step(a, whs[layer], bs[layer], h_l, c[layer:layer + 1], is_lstm, rec, tanh_c)
         k = step - prime.shape[0] + 1
         if k < 0:
             token = prime[step + 1]
             continue
-        np.dot(inp, fc_w, logits_2d)
+        np.dot(h[L - 1:L], fc_w, logits_2d)
         for v in range(V):
             logits[v] = logits_2d[0, v] + fc_b[v]
         token = _choose(logits, temperature, top_k, uniforms[k], probs)
