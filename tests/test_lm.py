@@ -1,7 +1,10 @@
 """The Python API: the stacked model's gradients, training with truncated BPTT, exact resume,
 checkpoints, and generation in the compiled kernel."""
 
+import csv
+import importlib.util
 import os
+import pathlib
 import signal
 
 import numpy as np
@@ -314,3 +317,21 @@ def test_a_checkpoint_of_another_model_is_refused(finished_run, corpus):
     bigger = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(embedding=8, hidden=20))
     with pytest.raises(CheckpointError, match="parameter 'layer0_wx' is float32 .*needs"):
         bigger.load_state_arrays(arrays)
+
+
+def test_quality_per_minute_benchmark_runs_on_a_small_budget(tmp_path, capsys):
+    path = pathlib.Path(__file__).resolve().parent.parent / "asv_bench" / "quality_per_minute.py"
+    spec = importlib.util.spec_from_file_location("quality_per_minute", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    table, png = tmp_path / "curve.csv", tmp_path / "curve.png"
+    assert benchmark.main(["--seconds", "0.6", "--every", "0.3", "--max-chars", "30000",
+                           "--csv", str(table), "--png", str(png)]) == 0
+    with open(table, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    seconds = [float(row["seconds"]) for row in rows]
+    assert len(rows) >= 3 and seconds[0] == 0.0 and seconds == sorted(seconds)
+    assert seconds[-1] >= 0.6
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "validation loss" in capsys.readouterr().out

@@ -157,7 +157,7 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int | None = None
     time_budget: float | None = 120.0
-    lr: float = 3e-3
+    lr: float = 5e-3
     clip: float = 5.0
     val_fraction: float = 0.1
     seed: int = 0
