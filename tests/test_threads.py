@@ -1,0 +1,40 @@
+"""The threading policy: Numba's threads own the cores, the BLAS under the kernels
+runs single-threaded, and the user sets the count from Python."""
+
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController
+
+import fastrnn
+from fastrnn import _threads
+from fastrnn.layer_utils import LSTM
+
+
+def test_the_blas_under_the_kernels_is_single_threaded_after_a_kernel_ran():
+    layer = LSTM(3, 4)
+    layer.forward(np.ones((2, 5, 3)), np.zeros((2, 4)))
+    pinned = _threads._kernel_blas(ThreadpoolController())
+    assert pinned.lib_controllers, "no BLAS found under the kernels"
+    assert all(lib.num_threads == 1 for lib in pinned.lib_controllers)
+
+
+def test_set_num_threads_sets_numbas_count_and_is_validated():
+    before = fastrnn.get_num_threads()
+    try:
+        fastrnn.set_num_threads(1)
+        assert fastrnn.get_num_threads() == 1 == numba.get_num_threads()
+        assert _threads.chunks_for(rows=64, flops=10**12) == 1  # one thread: serial
+    finally:
+        fastrnn.set_num_threads(before)
+    for bad in (0, -1, 1.5, True, numba.config.NUMBA_NUM_THREADS + 1):
+        with pytest.raises(ValueError, match="n: expected an integer"):
+            fastrnn.set_num_threads(bad)
+
+
+def test_small_problems_run_serially_and_large_ones_in_blocks():
+    assert _threads.chunks_for(rows=10, flops=_threads.PARALLEL_MIN_FLOPS - 1) == 1
+    threads = fastrnn.get_num_threads()
+    expected = 1 if threads == 1 else min(threads, 3)
+    assert _threads.chunks_for(rows=3, flops=10**12) == expected
+    assert _threads.chunks_for(rows=1, flops=10**12) == 1
