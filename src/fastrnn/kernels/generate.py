@@ -10,23 +10,24 @@ import numpy as np
 
 from ._jit import kernel
 from .activations import exp_nonpositive, tanh
-from .lstm import _gate_pass
+from .lstm import gate_block, tiled_bias_and_scale
 
 
 @kernel(inline="always")
-def _cell_step(a, wh, b, h, c, is_lstm, rec, tanh_c):
+def _cell_step(a, wh, b, scale, h, c, is_lstm, rec, tanh_c):
     """One step of one layer for a single stream, updating h (1, H) and c (1, H).
 
-    a (G,): the input projection x Wx on entry (scratch, overwritten); wh (H, G);
-    b (G,); rec (1, G) and tanh_c (H,) scratch.  G = 4H for an LSTM (gates i, f,
-    o, g: the same fused pass as the sequence kernel), H for a tanh RNN.
+    a (1, G): the input projection x Wx on entry (scratch, overwritten); wh (H, G);
+    b (G,); scale (G,) the LSTM gate scale of ``tiled_bias_and_scale`` for one
+    row; rec (1, G) and tanh_c (1, H) scratch.  G = 4H for an LSTM (the same fused
+    pass as the sequence kernel), H for a tanh RNN.
     """
     np.dot(h, wh, rec)
     if is_lstm:
-        _gate_pass(a, rec[0], b, c[0], c[0], tanh_c, h[0])
+        gate_block(a, rec, b, scale, c, c, tanh_c, h)
     else:
         for j in range(h.shape[1]):
-            h[0, j] = tanh(a[j] + rec[0, j] + b[j])
+            h[0, j] = tanh(a[0, j] + rec[0, j] + b[j])
 
 
 @kernel
@@ -80,10 +81,10 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     # np.empty leaves untouched rows unallocated by the OS.
     projected = np.empty((V, G), dtype=h.dtype)
     known = np.zeros(V, dtype=np.bool_)
-    a = np.empty(G, dtype=h.dtype)
-    above = np.empty((1, G), dtype=h.dtype)
+    a = np.empty((1, G), dtype=h.dtype)
     rec = np.empty((1, G), dtype=h.dtype)
-    tanh_c = np.empty(H, dtype=h.dtype)
+    tanh_c = np.empty((1, H), dtype=h.dtype)
+    scale = tiled_bias_and_scale(bs[0], 1)[1]
     logits_2d = np.empty((1, V), dtype=h.dtype)
     logits = np.empty(V, dtype=np.float64)
     probs = np.empty(V, dtype=np.float64)
@@ -94,13 +95,12 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
         if not known[token]:
             np.dot(embedding[token:token + 1], wxs[0], projected[token:token + 1])
             known[token] = True
-        a[:] = projected[token]
+        a[0] = projected[token]
         for layer in range(L):
-            h_l = h[layer:layer + 1]
             if layer > 0:
-                np.dot(h[layer - 1:layer], wxs[layer], above)
-                a[:] = above[0]
-            _cell_step(a, whs[layer], bs[layer], h_l, c[layer:layer + 1], is_lstm, rec, tanh_c)
+                np.dot(h[layer - 1:layer], wxs[layer], a)
+            _cell_step(a, whs[layer], bs[layer], scale, h[layer:layer + 1], c[layer:layer + 1],
+                       is_lstm, rec, tanh_c)
         k = step - prime.shape[0] + 1
         if k < 0:
             token = prime[step + 1]

@@ -42,37 +42,64 @@ def lstm_forward(x, h0, c0, wx, wh, b, gates, c, tanh_c, h, n_chunks):
     for p in prange(batch_chunks):
         lo, hi = chunk_bounds(p, batch_chunks, N)
         recurrent = np.empty((hi - lo, G), dtype=gates.dtype)
+        bias, scale = tiled_bias_and_scale(b, hi - lo)
         for t in range(T):
             h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
+            c_prev = c0[lo:hi] if t == 0 else c[t - 1, lo:hi]
             np.dot(h_prev, wh, recurrent)
-            for n in range(lo, hi):
-                c_prev = c0[n] if t == 0 else c[t - 1, n]
-                _gate_pass(gates[t, n], recurrent[n - lo], b, c_prev, c[t, n], tanh_c[t, n],
-                           h[t, n])
+            gate_block(gates[t, lo:hi], recurrent, bias, scale, c_prev, c[t, lo:hi],
+                       tanh_c[t, lo:hi], h[t, lo:hi])
 
 
 @kernel(inline="always")
-def _gate_pass(a, rec, b, c_prev, c_new, tanh_c, h_new):
-    """One row of the fused forward pass: a (4H,) holds x_t Wx on entry and the
-    activations i, f, o, g on exit; rec (4H,) = h_{t-1} Wh; writes c_new,
-    tanh_c = tanh(c_new) and h_new (H,).
+def tiled_bias_and_scale(b, rows):
+    """The bias b (4H,) repeated for ``rows`` rows, and the matching pre-activation
+    scale: 1 for the sigmoid gates i, f, o and 2 for g, since tanh(z) = 2 sigmoid(2z) - 1.
+    Both (rows * 4H,)."""
+    G = b.shape[0]
+    bias = np.empty(rows * G, dtype=b.dtype)
+    scale = np.ones(rows * G, dtype=b.dtype)
+    for r in range(rows):
+        for j in range(G):
+            bias[r * G + j] = b[j]
+        for j in range(3 * G // 4, G):
+            scale[r * G + j] = 2.0
+    return bias, scale
 
-    Written as separate simple loops over contiguous rows, each of which LLVM
-    vectorises (one loop doing everything is not vectorised: 3x slower).
+
+@kernel(inline="always")
+def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
+    """The fused forward pass of one step over a block of R rows.
+
+    a (R, 4H): x_t Wx on entry, the activations i, f, o, g on exit; rec (R, 4H) =
+    h_{t-1} Wh; bias, scale (R * 4H,) from ``tiled_bias_and_scale``; c_prev (R, H).
+    Writes c_new, tanh_c = tanh(c_new) and h_new (R, H).
+
+    The nonlinearities run as one loop over the whole contiguous block (all four
+    gates as sigmoids, g through tanh(z) = 2 sigmoid(2z) - 1, exact to ~1e-16
+    absolute), because a vectorised loop per row of length 3H or H leaves a scalar
+    remainder whose polynomial costs ~10x a vector lane (measured: 40% of a step
+    at H = 20).  The cell update is plain arithmetic per row.
     """
-    H = c_prev.shape[0]
-    for j in range(4 * H):
-        a[j] += rec[j] + b[j]
-    for j in range(3 * H):
-        a[j] = sigmoid(a[j])
-    for j in range(3 * H, 4 * H):
-        a[j] = tanh(a[j])
-    for j in range(H):
-        c_new[j] = a[H + j] * c_prev[j] + a[j] * a[3 * H + j]
-    for j in range(H):
-        tanh_c[j] = tanh(c_new[j])
-    for j in range(H):
-        h_new[j] = a[2 * H + j] * tanh_c[j]
+    R, G = a.shape
+    H = G // 4
+    flat = a.reshape(R * G)
+    flat_rec = rec.reshape(R * G)
+    for k in range(R * G):
+        flat[k] = sigmoid(scale[k] * (flat[k] + flat_rec[k] + bias[k]))
+    for r in range(R):
+        row = a[r]
+        for j in range(H):
+            g_gate = 2.0 * row[3 * H + j] - 1.0
+            row[3 * H + j] = g_gate
+            c_new[r, j] = row[H + j] * c_prev[r, j] + row[j] * g_gate
+    flat_c = c_new.reshape(R * H)
+    flat_tanh = tanh_c.reshape(R * H)
+    for k in range(R * H):
+        flat_tanh[k] = tanh(flat_c[k])
+    for r in range(R):
+        for j in range(H):
+            h_new[r, j] = a[r, 2 * H + j] * tanh_c[r, j]
 
 
 @serial_and_parallel
