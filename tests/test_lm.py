@@ -206,7 +206,7 @@ def test_training_into_an_existing_run_is_refused(finished_run, corpus):
 
 
 def test_resuming_a_finished_run_says_what_to_raise(finished_run):
-    with pytest.raises(RunError, match="nothing to do.*3 of 3 epochs.*--epochs"):
+    with pytest.raises(RunError, match=r"nothing to do.*trained 3 epochs \(limit 3\).*--epochs"):
         resume(finished_run[0], corpus=finished_run[4])
 
 

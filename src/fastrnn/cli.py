@@ -228,8 +228,12 @@ def _train(parser, args):
         corpus = lm.Corpus.builtin(text_config.level, text_config.tokenizer,
                                    text_config.min_count)
     model = lm.LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed)
-    limit = " and ".join(part for part in (
-        epochs and f"{epochs} epochs", time_budget and f"{time_budget:g} s") if part)
+    limits = []
+    if epochs is not None:
+        limits.append(f"{epochs} epoch" + ("s" if epochs > 1 else ""))
+    if time_budget is not None:
+        limits.append(f"{time_budget:g} s")
+    limit = " or ".join(limits)
     if not args.quiet:
         print(f"training on {corpus.describe()}: {len(corpus):,} {text_config.level} tokens, "
               f"vocabulary {len(corpus.vocab):,}; {model.parameter_count():,} parameters; "

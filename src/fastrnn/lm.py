@@ -954,9 +954,9 @@ def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
     done = trainer.config.epochs is not None and trainer.epoch >= trainer.config.epochs
     over = trainer.config.time_budget is not None and trainer.seconds >= trainer.config.time_budget
     if done or over:
-        limit = (f"{trainer.epoch} of {trainer.config.epochs} epochs" if done else
-                 f"{trainer.seconds:.0f} s of a {trainer.config.time_budget:g} s time budget")
-        raise RunError(f"{run_dir}: nothing to do, the run has trained {limit}; "
+        reached = (f"{trainer.epoch} epochs (limit {trainer.config.epochs})" if done else
+                   f"{trainer.seconds:.0f} s (time budget {trainer.config.time_budget:g} s)")
+        raise RunError(f"{run_dir}: nothing to do, the run has already trained {reached}; "
                        "raise --epochs or --time-budget to train further")
     return trainer.run(callback, progress)
 
