@@ -175,3 +175,13 @@ def test_python_dash_m_runs_the_command(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: fastrnn train")
+
+
+def test_generate_into_a_closed_pipe_stops_quietly(word_run):
+    reader = subprocess.Popen([sys.executable, "-m", "fastrnn", "generate", str(word_run),
+                               "--length", "200000"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert len(reader.stdout.read(20)) == 20
+    reader.stdout.close()  # like `| head -c 20`
+    assert reader.wait(timeout=120) == 0
+    assert reader.stderr.read() == b""

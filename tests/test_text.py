@@ -1,5 +1,7 @@
 """Text in and out: tokenizers, the vocabulary, reading files, and the corpus size checks."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,16 @@ def test_builtin_corpus_is_deterministic_english_prose():
     assert stdlib_docstrings(max_chars=1000) == text[:1000]
     words = text.split()
     assert words.count("the") > 0.02 * len(words)
+
+
+def test_word_corpus_options():
+    text = "The cat saw the cat.\nA dog saw the  cat!"
+    words = Corpus.from_text(text, level="word", min_count=2)
+    assert words.vocab.tokens[0] == UNKNOWN and "cat" in words.vocab.index
+    assert "dog" not in words.vocab.index and "\n" not in words.vocab.index
+    assert words.vocab.decode(words.ids).count(UNKNOWN) == 6
+    notebook = Corpus.from_text(text, level="word", tokenizer="notebook", min_count=2)
+    assert notebook.vocab.unknown is None  # the notebook's mode has no unknown token
+    assert notebook.vocab.decode(notebook.ids) == re.split(" |\n", text.lower())
+    chars = Corpus.from_text(text, min_count=5)
+    assert chars.vocab.unknown is None and "!" in chars.vocab.index

@@ -289,9 +289,14 @@ def _generate(parser, args):
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    model.generate_text(args.start, length, 0.0 if args.greedy else args.temperature,
-                        args.top_k, args.seed, write=write)
-    sys.stdout.write("\n")
+    try:
+        model.generate_text(args.start, length, 0.0 if args.greedy else args.temperature,
+                            args.top_k, args.seed, write=write)
+        write("\n")
+    except BrokenPipeError:
+        # The reader went away (``fastrnn generate RUN | head``): stop quietly, as
+        # other Unix tools do, and keep Python from failing to flush stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
