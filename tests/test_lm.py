@@ -205,6 +205,15 @@ def test_training_into_an_existing_run_is_refused(finished_run, corpus):
         train(model_for(corpus), corpus, TrainConfig(epochs=1, **FAST), run_dir)
 
 
+def test_resuming_a_run_without_checkpoint_says_so(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.json", "vocab.json"):
+        (run_dir / name).write_bytes(open(os.path.join(finished_run[0], name), "rb").read())
+    with pytest.raises(RunError, match="no checkpoint to resume from"):
+        resume(str(run_dir), corpus=finished_run[4])
+
+
 def test_resuming_a_finished_run_says_what_to_raise(finished_run):
     with pytest.raises(RunError, match=r"nothing to do.*trained 3 epochs \(limit 3\).*--epochs"):
         resume(finished_run[0], corpus=finished_run[4])

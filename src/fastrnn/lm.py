@@ -965,6 +965,9 @@ def resume_trainer(run_dir, corpus=None):
     """A :class:`Trainer` restored from the latest checkpoint of ``run_dir``."""
     document, vocab = _read_run_config(run_dir)
     text_config, model_config, train_config = _configs(document)
+    if not os.path.exists(os.path.join(run_dir, LATEST)):
+        raise RunError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
+                       "first epoch did, without a Ctrl-C); train it again")
     arrays, meta = load_checkpoint(os.path.join(run_dir, LATEST))
     if corpus is None:
         corpus = Corpus.from_config(text_config, vocab)
