@@ -179,9 +179,18 @@ def main(argv=None):
     handler = {"train": _train, "generate": _generate, "info": _info}[args.command]
     try:
         return handler(parser, args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
     except _ERRORS as err:
         print(f"fastrnn: error: {err}", file=sys.stderr)
         return 1
+
+
+def _silence_stdout():
+    """After stdout's reader went away (``fastrnn ... | head``): send what is left to
+    /dev/null, so that Python does not fail again when it flushes stdout at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,16 +209,11 @@ def _limits(args):
     return args.epochs, args.time_budget
 
 
-def _epoch_printer(quiet):
-    def report(trainer, row):
-        if not quiet:
-            tqdm.write(
-                f"epoch {row['epoch']:g}: train loss {row['train_loss']:.3f}, "
-                f"val loss {row['val_loss']:.3f} (perplexity {row['val_perplexity']:.2f}, "
-                f"accuracy {row['val_accuracy']:.3f}), {row['seconds']:.0f} s",
-                file=sys.stdout)
-        return False
-    return report
+def _print_epoch(trainer, row):
+    """The training callback of the command: one line per validation (above the bar)."""
+    tqdm.write(f"epoch {row['epoch']:g}: train loss {row['train_loss']:.3f}, "
+               f"val loss {row['val_loss']:.3f} (perplexity {row['val_perplexity']:.2f}, "
+               f"accuracy {row['val_accuracy']:.3f}), {row['seconds']:.0f} s", file=sys.stdout)
 
 
 def _train(parser, args):
@@ -238,8 +242,8 @@ def _train(parser, args):
         print(f"training on {corpus.describe()}: {len(corpus):,} {text_config.level} tokens, "
               f"vocabulary {len(corpus.vocab):,}; {model.parameter_count():,} parameters; "
               f"at most {limit}\nrun directory: {run_dir}", flush=True)
-    result = lm.train(model, corpus, train_config, run_dir, _epoch_printer(args.quiet),
-                      progress=False if args.quiet else None)
+    result = lm.train(model, corpus, train_config, run_dir,
+                      None if args.quiet else _print_epoch, progress=False if args.quiet else None)
     return _finish(run_dir, result, args.quiet)
 
 
@@ -255,8 +259,8 @@ def _resume(parser, args):
                      f"(got {'TEXT_FILE ' if args.files else ''}{options})")
     if not args.quiet:
         print(f"resuming {args.out}", flush=True)
-    result = lm.resume(args.out, args.epochs, args.time_budget, _epoch_printer(args.quiet),
-                       progress=False if args.quiet else None)
+    result = lm.resume(args.out, args.epochs, args.time_budget,
+                       None if args.quiet else _print_epoch, progress=False if args.quiet else None)
     return _finish(args.out, result, args.quiet)
 
 
@@ -294,9 +298,9 @@ def _generate(parser, args):
                             args.top_k, args.seed, write=write)
         write("\n")
     except BrokenPipeError:
-        # The reader went away (``fastrnn generate RUN | head``): stop quietly, as
-        # other Unix tools do, and keep Python from failing to flush stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader took what it wanted (``fastrnn generate RUN | head``): that is a
+        # success, as for other Unix tools that write a stream.
+        _silence_stdout()
     return 0
 
 
