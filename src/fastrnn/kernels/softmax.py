@@ -14,6 +14,42 @@ from ._jit import kernel
 from .activations import exp_nonpositive
 
 
+@kernel(inline="always")
+def _row_max(row):
+    """max of a 1-D array, with four running maxima so the loop is not one
+    serial chain of compare-and-select."""
+    V = row.shape[0]
+    m0 = m1 = m2 = m3 = row[0]
+    v = 0
+    while v + 4 <= V:
+        m0 = max(m0, row[v])
+        m1 = max(m1, row[v + 1])
+        m2 = max(m2, row[v + 2])
+        m3 = max(m3, row[v + 3])
+        v += 4
+    for k in range(v, V):
+        m0 = max(m0, row[k])
+    return max(max(m0, m1), max(m2, m3))
+
+
+@kernel(inline="always")
+def _row_sum(row):
+    """Sum of a 1-D array in float64, with four partial sums (no reassociation
+    flag needed for the loop to overlap its additions)."""
+    V = row.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    v = 0
+    while v + 4 <= V:
+        s0 += row[v]
+        s1 += row[v + 1]
+        s2 += row[v + 2]
+        s3 += row[v + 3]
+        v += 4
+    for k in range(v, V):
+        s0 += row[k]
+    return (s0 + s1) + (s2 + s3)
+
+
 def _softmax_xent(scores, labels, mask, scale, grad):
     """Masked softmax cross-entropy.
 
@@ -27,15 +63,11 @@ def _softmax_xent(scores, labels, mask, scale, grad):
     total = 0.0
     for r in prange(R):
         row = scores[r]
-        top = row[0]
-        for v in range(1, V):
-            top = max(top, row[v])
-        norm = 0.0
         g = grad[r]
+        top = _row_max(row)
         for v in range(V):
-            e = exp_nonpositive(row[v] - top)
-            g[v] = e
-            norm += e
+            g[v] = exp_nonpositive(row[v] - top)
+        norm = _row_sum(g)
         weight = mask[r] * scale
         inv = weight / norm
         for v in range(V):
