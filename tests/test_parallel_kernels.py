@@ -75,3 +75,16 @@ def test_softmax_loss_in_parallel(dtype):
     loss_ref, dx_ref = ref.temporal_softmax_loss(scores, labels, mask)
     assert loss == pytest.approx(loss_ref, rel=1e-10 if dtype == np.float64 else 1e-5)
     assert_matches(loss_func.backward(), dx_ref, dtype, "dscores")
+
+
+def test_the_parallel_build_really_runs_in_parallel():
+    """A forced block count must reach a parallel region, not a serial build that
+    shares its cache entry (Numba's cache files do not record compile options)."""
+    import numba
+
+    from fastrnn.kernels.lstm import lstm_forward
+
+    assert lstm_forward.parallel.py_func.__qualname__ != lstm_forward.serial.py_func.__qualname__
+    layer = make_recurrent("lstm", 3, 4, np.float64, 1.0)
+    layer.forward(np.random.randn(6, 5, 3), np.zeros((6, 4)))
+    assert numba.threading_layer() in ("omp", "tbb", "workqueue")

@@ -22,7 +22,7 @@ from .kernels.activations import sigmoid_into
 from .kernels.blocked import linear_backward, linear_forward, recurrent_weight_gradients
 from .kernels.embedding import embedding_backward, embedding_forward
 from .kernels.lstm import lstm_backward_loop, lstm_forward
-from .kernels.softmax import softmax_xent, softmax_xent_parallel
+from .kernels.softmax import softmax_xent
 from .kernels.vanilla import rnn_backward_loop, rnn_forward
 
 __all__ = [
@@ -394,8 +394,8 @@ class temporal_softmax_loss:
         scale = 1.0 / N if self.dim_average else 1.0
         grad = np.empty((N * T, V), dtype=feat.dtype)
         # ~20 flops per score entry (exp, normalisation, gradient).
-        parallel = chunks_for(N * T, 20 * N * T * V) > 1
-        loss = (softmax_xent_parallel if parallel else softmax_xent)(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad)
+        loss = softmax_xent(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad,
+                            chunks_for(N * T, 20 * N * T * V))
         self.dLoss = grad.reshape(N, T, V)
         return np.float64(loss)
 

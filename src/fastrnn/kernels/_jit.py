@@ -15,6 +15,8 @@ starting threads costs more than it saves, and a ``parallel=True`` build.  Both
 give the same results for the same ``n_chunks``.
 """
 
+import types
+
 from numba import njit
 
 JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"})
@@ -28,6 +30,22 @@ def kernel(fn=None, **options):
     return njit(**merged)(fn)
 
 
+def _renamed(fn, suffix):
+    """A copy of function ``fn`` whose qualified name ends in ``suffix``.
+
+    Numba's on-disk cache files are named after the function's qualified name and
+    do not record compile options: two builds of one function with different
+    options would load each other's machine code (measured: the parallel build
+    running the serial code).  A distinct name gives each build its own files.
+    """
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    copy.__module__ = fn.__module__
+    return copy
+
+
 class ChunkedKernel:
     """A kernel with a serial and a parallel build; call it with ``n_chunks`` last.
 
@@ -38,7 +56,7 @@ class ChunkedKernel:
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.serial = kernel(fn)
-        self.parallel = kernel(parallel=True)(fn)
+        self.parallel = kernel(parallel=True)(_renamed(fn, "_parallel"))
 
     def __call__(self, *args):
         build = self.parallel if args[-1] > 1 else self.serial

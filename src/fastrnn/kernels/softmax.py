@@ -3,15 +3,16 @@
 The forward pass already computes every probability, so it writes the gradient
 ``(softmax - onehot) * mask * scale`` at the same time: backward is then free,
 and the scores need not be kept (a caller may change them in place afterwards).
-Rows are independent, so the parallel variant splits them across Numba's threads;
-no BLAS is called inside, so the threads never meet OpenBLAS's.
+Rows are independent, so the parallel build splits them into blocks across
+Numba's threads.
 """
 
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._jit import kernel, serial_and_parallel
 from .activations import exp_nonpositive
+from .blocked import chunk_bounds
 
 
 @kernel(inline="always")
@@ -50,33 +51,32 @@ def _row_sum(row):
     return (s0 + s1) + (s2 + s3)
 
 
-def _softmax_xent(scores, labels, mask, scale, grad):
+@serial_and_parallel
+def softmax_xent(scores, labels, mask, scale, grad, n_chunks):
     """Masked softmax cross-entropy.
 
     scores (R, V) float; labels (R,) int64 in [0, V); mask (R,) same float dtype
     as scores; scale: factor applied to the loss and the gradient (1/N when the
-    loss is averaged over the batch).
+    loss is averaged over the batch); rows cut into n_chunks blocks.
     Writes grad (R, V) = (softmax(scores) - onehot(labels)) * mask * scale and
     returns scale * sum_r mask[r] * -log softmax(scores[r])[labels[r]] as float64.
     """
     R, V = scores.shape
-    total = 0.0
-    for r in prange(R):
-        row = scores[r]
-        g = grad[r]
-        top = _row_max(row)
-        for v in range(V):
-            g[v] = exp_nonpositive(row[v] - top)
-        norm = _row_sum(g)
-        weight = mask[r] * scale
-        inv = weight / norm
-        for v in range(V):
-            g[v] *= inv
-        g[labels[r]] -= weight
-        if mask[r] != 0.0:
-            total += mask[r] * (np.log(norm) - (row[labels[r]] - top))
-    return total * scale
-
-
-softmax_xent = kernel(_softmax_xent)
-softmax_xent_parallel = kernel(parallel=True)(_softmax_xent)
+    losses = np.zeros(n_chunks)
+    for p in prange(n_chunks):
+        lo, hi = chunk_bounds(p, n_chunks, R)
+        for r in range(lo, hi):
+            row = scores[r]
+            g = grad[r]
+            top = _row_max(row)
+            for v in range(V):
+                g[v] = exp_nonpositive(row[v] - top)
+            norm = _row_sum(g)
+            weight = mask[r] * scale
+            inv = weight / norm
+            for v in range(V):
+                g[v] *= inv
+            g[labels[r]] -= weight
+            if mask[r] != 0.0:
+                losses[p] += mask[r] * (np.log(norm) - (row[labels[r]] - top))
+    return losses.sum() * scale
