@@ -23,8 +23,9 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
 
-# Below this many floating-point operations a kernel runs on one thread.
-PARALLEL_MIN_FLOPS = 4_000_000
+# Below this many floating-point operations a kernel runs on one thread (measured:
+# the notebook's LSTM step, ~8 MFLOP, is 5-10% slower on two threads than on one).
+PARALLEL_MIN_FLOPS = 20_000_000
 
 
 def _kernel_blas(controller):
