@@ -400,3 +400,17 @@ def test_optimizer_keeps_float32_parameters_float32(name):
     for k in arrays:
         assert model.params[k] is arrays[k]
         assert_matches(model.params[k], expected[k], np.float32, k)
+
+
+@pytest.mark.parametrize("cell_type", ['rnn', 'lstm'])
+def test_changing_the_initial_state_after_forward_does_not_change_backward(cell_type):
+    N, T, D, H = 3, 4, 2, 5
+    layer = make_recurrent(cell_type, D, H, np.float64, 1.0)
+    x, h0, dh = np.random.randn(N, T, D), np.random.randn(N, H), np.random.randn(N, T, H)
+    layer.forward(x, h0)
+    expected = layer.backward(dh)
+    layer.forward(x, h0)
+    h0 += 1.0  # the caller reuses its buffer before calling backward
+    got = layer.backward(dh)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)

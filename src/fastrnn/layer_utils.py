@@ -113,14 +113,15 @@ class _RecurrentLayer(_Layer):
         """Check x (N, T, D) and h0 (N, H); return x time-major (T, N, D) and h0."""
         x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), dtype)
         N = x.shape[0]
-        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True)
+        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True,
+                                 copy=True)
         return np.ascontiguousarray(x.transpose(1, 0, 2)), h0
 
     def _step_inputs(self, x, prev_h, dtype):
         """Check x (N, D) and prev_h (N, H); return x as a one-step sequence (1, N, D)."""
         x = _checks.float_array("x", x, ("N", "D"), (None, self.input_dim), dtype)
         prev_h = _checks.float_array("prev_h", prev_h, ("N", "H"), (x.shape[0], self.h_dim),
-                                     dtype, cast=True)
+                                     dtype, cast=True, copy=True)
         return x[None], prev_h
 
     @staticmethod
@@ -247,7 +248,7 @@ class LSTM(_RecurrentLayer):
         wx, wh, b = self._weights()
         x_tm, prev_h = self._step_inputs(x, prev_h, wx.dtype)
         prev_c = _checks.float_array("prev_c", prev_c, ("N", "H"), prev_h.shape, wx.dtype,
-                                     cast=True)
+                                     cast=True, copy=True)
         h, c, state = self._run(x_tm, prev_h, prev_c, wx, wh, b)
         return h[0].copy(), c[0].copy(), state
 
@@ -269,7 +270,8 @@ class LSTM(_RecurrentLayer):
         if c0 is None:
             c0 = np.zeros_like(h0)
         else:
-            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
+            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True,
+                                     copy=True)
         h, c, self.meta = self._run(x_tm, h0, c0, wx, wh, b)
         self.final_c = c[-1].copy()
         return self._batch_major(h)
