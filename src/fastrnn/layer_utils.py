@@ -110,32 +110,40 @@ class _RecurrentLayer(_Layer):
         return wx, wh, b
 
     def _sequence_inputs(self, x, h0, dtype):
-        """Check x (N, T, D) and h0 (N, H); return x time-major (T, N, D) and h0."""
+        """Check x (N, T, D) and h0 (N, H); return both C-contiguous (h0 a copy)."""
         x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), dtype)
         N = x.shape[0]
         h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True,
                                  copy=True)
-        return np.ascontiguousarray(x.transpose(1, 0, 2)), h0
+        return x, h0
 
     def _step_inputs(self, x, prev_h, dtype):
-        """Check x (N, D) and prev_h (N, H); return x as a one-step sequence (1, N, D)."""
+        """Check x (N, D) and prev_h (N, H); return x as a one-step sequence (N, 1, D)."""
         x = _checks.float_array("x", x, ("N", "D"), (None, self.input_dim), dtype)
         prev_h = _checks.float_array("prev_h", prev_h, ("N", "H"), (x.shape[0], self.h_dim),
                                      dtype, cast=True, copy=True)
-        return x[None], prev_h
+        return x[:, None], prev_h
 
     @staticmethod
-    def _chunks(x_tm, G):
-        """Blocks the kernels may cut the work into (1 = serial), from its size:
-        the recurrent and projection GEMMs plus ~30 flops of gate math per unit."""
-        T, N, D = x_tm.shape
+    def _chunks(x, G):
+        """Blocks the kernels may cut the work on x (N, T, D) into (1 = serial), from
+        its size: the recurrent and projection GEMMs plus ~30 flops of gate math per unit."""
+        N, T, D = x.shape
         return chunks_for(N, 2 * T * N * G * (D + G) + 30 * T * N * G)
 
     @staticmethod
+    def _forward_buffers(x, H, dtype):
+        """x time-major (T, N, D), hidden states time-major (T, N, H) and the
+        result h batch-major (N, T, H), all to be written by a forward kernel."""
+        N, T, D = x.shape
+        return (np.empty((T, N, D), dtype=dtype), np.empty((T, N, H), dtype=dtype),
+                np.empty((N, T, H), dtype=dtype))
+
+    @staticmethod
     def _weight_gradients(x_tm, h0, h, grad_pre, wx, chunks):
-        """dx (T, N, D), dWx, dWh, db: GEMMs over all T*N rows after the loop."""
+        """dx (N, T, D), dWx, dWh, db: GEMMs over all T*N rows after the loop."""
         T, N, D = x_tm.shape
-        dx = np.empty((T, N, D), dtype=wx.dtype)
+        dx = np.empty((N, T, D), dtype=wx.dtype)
         dwx = np.empty_like(wx)
         dwh = np.empty((h0.shape[1], wx.shape[1]), dtype=wx.dtype)
         db = np.empty(wx.shape[1], dtype=wx.dtype)
@@ -146,10 +154,6 @@ class _RecurrentLayer(_Layer):
     def _upstream(name, grad, shape, dtype):
         labels = ("N", "T", "H") if len(shape) == 3 else ("N", "H")
         return _checks.float_array(name, grad, labels, shape, dtype, cast=True)
-
-    @staticmethod
-    def _batch_major(time_major):
-        return np.ascontiguousarray(time_major.transpose(1, 0, 2))
 
 
 class VanillaRNN(_RecurrentLayer):
@@ -163,41 +167,40 @@ class VanillaRNN(_RecurrentLayer):
     def __init__(self, input_dim, h_dim, init_scale=0.02, name="vanilla_rnn", dtype=np.float64):
         super().__init__(input_dim, h_dim, init_scale, name, dtype)
 
-    def _run(self, x_tm, h0, wx, wh, b):
-        T, N, _ = x_tm.shape
-        h = np.empty((T, N, self.h_dim), dtype=wx.dtype)
-        rnn_forward(x_tm, h0, wx, wh, b, h, self._chunks(x_tm, self.h_dim))
-        return h, (x_tm, h0, wx, wh, h)
+    def _run(self, x, h0, wx, wh, b):
+        x_tm, h, h_out = self._forward_buffers(x, self.h_dim, wx.dtype)
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, self._chunks(x, self.h_dim))
+        return h_out, (x_tm, h0, wx, wh, h)
 
-    def _backprop(self, dh_tm, state):
+    def _backprop(self, dh, state):
         x_tm, h0, wx, wh, h = state
-        chunks = self._chunks(x_tm, self.h_dim)
+        chunks = self._chunks(dh, self.h_dim)
         grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
-        rnn_backward_loop(dh_tm, wh, h, grad_pre, dh0, chunks)
+        rnn_backward_loop(dh, wh, h, grad_pre, dh0, chunks)
         dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx, chunks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
         """x (N, D), prev_h (N, H) -> (next_h (N, H), meta for step_backward)."""
         wx, wh, b = self._weights()
-        x_tm, prev_h = self._step_inputs(x, prev_h, wx.dtype)
-        h, state = self._run(x_tm, prev_h, wx, wh, b)
-        return h[0].copy(), state
+        x, prev_h = self._step_inputs(x, prev_h, wx.dtype)
+        h, state = self._run(x, prev_h, wx, wh, b)
+        return h[:, 0], state
 
     def step_backward(self, dnext_h, meta):
         """dnext_h (N, H), meta from step_forward -> (dx, dprev_h, dWx, dWh, db)."""
         h = meta[4]
         dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], h.dtype)
-        dx, dprev_h, dwx, dwh, db = self._backprop(dnext_h[None], meta)
-        return dx[0], dprev_h, dwx, dwh, db
+        dx, dprev_h, dwx, dwh, db = self._backprop(dnext_h[:, None], meta)
+        return dx[:, 0], dprev_h, dwx, dwh, db
 
     def forward(self, x, h0):
         """x (N, T, D), h0 (N, H) -> h (N, T, H).  Keeps in ``meta`` what backward needs."""
         wx, wh, b = self._weights()
-        x_tm, h0 = self._sequence_inputs(x, h0, wx.dtype)
-        h, self.meta = self._run(x_tm, h0, wx, wh, b)
-        return self._batch_major(h)
+        x, h0 = self._sequence_inputs(x, h0, wx.dtype)
+        h, self.meta = self._run(x, h0, wx, wh, b)
+        return h
 
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
@@ -205,9 +208,9 @@ class VanillaRNN(_RecurrentLayer):
         h = state[4]
         T, N, H = h.shape
         dh = self._upstream("dh", dh, (N, T, H), h.dtype)
-        dx, dh0, dwx, dwh, db = self._backprop(np.ascontiguousarray(dh.transpose(1, 0, 2)), state)
+        dx, dh0, dwx, dwh, db = self._backprop(dh, state)
         self._set_grads((dwx, dwh, db))
-        return self._batch_major(dx), dh0
+        return dx, dh0
 
 
 class LSTM(_RecurrentLayer):
@@ -225,32 +228,33 @@ class LSTM(_RecurrentLayer):
         super().__init__(input_dim, h_dim, init_scale, name, dtype)
         self.final_c = None
 
-    def _run(self, x_tm, h0, c0, wx, wh, b):
-        T, N, _ = x_tm.shape
+    def _run(self, x, h0, c0, wx, wh, b):
+        N, T, _ = x.shape
         H = self.h_dim
+        x_tm, h, h_out = self._forward_buffers(x, H, wx.dtype)
         gates = np.empty((T, N, 4 * H), dtype=wx.dtype)
         c = np.empty((T, N, H), dtype=wx.dtype)
         tanh_c = np.empty((T, N, H), dtype=wx.dtype)
-        h = np.empty((T, N, H), dtype=wx.dtype)
-        lstm_forward(x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, self._chunks(x_tm, 4 * H))
-        return h, c, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h)
+        lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out,
+                     self._chunks(x, 4 * H))
+        return h_out, c, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h)
 
-    def _backprop(self, dh_tm, dc_last, state):
+    def _backprop(self, dh, dc_last, state):
         x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = state
-        chunks = self._chunks(x_tm, 4 * self.h_dim)
+        chunks = self._chunks(dh, 4 * self.h_dim)
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        lstm_backward_loop(dh_tm, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, chunks)
+        lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, chunks)
         dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, chunks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):
         """x (N, D), prev_h (N, H), prev_c (N, H) -> (next_h, next_c, meta)."""
         wx, wh, b = self._weights()
-        x_tm, prev_h = self._step_inputs(x, prev_h, wx.dtype)
+        x, prev_h = self._step_inputs(x, prev_h, wx.dtype)
         prev_c = _checks.float_array("prev_c", prev_c, ("N", "H"), prev_h.shape, wx.dtype,
                                      cast=True, copy=True)
-        h, c, state = self._run(x_tm, prev_h, prev_c, wx, wh, b)
-        return h[0].copy(), c[0].copy(), state
+        h, c, state = self._run(x, prev_h, prev_c, wx, wh, b)
+        return h[:, 0], c[0].copy(), state
 
     def step_backward(self, dnext_h, dnext_c, meta):
         """dnext_h, dnext_c (N, H) and meta from step_forward ->
@@ -260,21 +264,21 @@ class LSTM(_RecurrentLayer):
         dnext_c = self._upstream("dnext_c", dnext_c, h.shape[1:], wx.dtype)
         # The kernel overwrites the gate buffer; a step's meta stays reusable.
         state = (x_tm, h0, c0, wx, wh, gates.copy(), c, tanh_c, h)
-        dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[None], dnext_c, state)
-        return dx[0], dprev_h, dprev_c, dwx, dwh, db
+        dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[:, None], dnext_c, state)
+        return dx[:, 0], dprev_h, dprev_c, dwx, dwh, db
 
     def forward(self, x, h0, c0=None):
         """x (N, T, D), h0 (N, H), optional c0 (N, H) (zeros by default) -> h (N, T, H)."""
         wx, wh, b = self._weights()
-        x_tm, h0 = self._sequence_inputs(x, h0, wx.dtype)
+        x, h0 = self._sequence_inputs(x, h0, wx.dtype)
         if c0 is None:
             c0 = np.zeros_like(h0)
         else:
             c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True,
                                      copy=True)
-        h, c, self.meta = self._run(x_tm, h0, c0, wx, wh, b)
+        h, c, self.meta = self._run(x, h0, c0, wx, wh, b)
         self.final_c = c[-1].copy()
-        return self._batch_major(h)
+        return h
 
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
@@ -282,10 +286,9 @@ class LSTM(_RecurrentLayer):
         h = state[-1]
         T, N, H = h.shape
         dh = self._upstream("dh", dh, (N, T, H), h.dtype)
-        dh_tm = np.ascontiguousarray(dh.transpose(1, 0, 2))
-        dx, dh0, _, dwx, dwh, db = self._backprop(dh_tm, np.zeros((N, H), h.dtype), state)
+        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h.dtype), state)
         self._set_grads((dwx, dwh, db))
-        return self._batch_major(dx), dh0
+        return dx, dh0
 
 
 class word_embedding(_Layer):

@@ -32,6 +32,26 @@ def add_partials(partials, out):
             flat_out[k] += flat[p, k]
 
 
+@kernel(inline="always")
+def project_input_block(x, x_tm, wx, out, p, n_chunks):
+    """Block p of n_chunks of a recurrent layer's input projection.
+
+    x (N, T, D) batch-major; writes the block's rows of x_tm (T, N, D), the input
+    time-major, and of out (T, N, G) = x_t Wx, the T*N rows being cut into
+    n_chunks blocks.  Called from inside a kernel's ``prange`` over the blocks
+    (a ``prange`` in an inlined function would not run in parallel).
+    """
+    T, N, D = x_tm.shape
+    G = out.shape[2]
+    rows = T * N
+    lo, hi = chunk_bounds(p, n_chunks, rows)
+    x_rows = x_tm.reshape(rows, D)
+    for r in range(lo, hi):
+        x_rows[r] = x[r % N, r // N]
+    if hi > lo:
+        np.dot(x_rows[lo:hi], wx, out.reshape(rows, G)[lo:hi])
+
+
 @serial_and_parallel
 def linear_forward(x, w, b, out, n_chunks):
     """out (R, M) = x (R, K) @ w (K, M) + b (M,)."""
@@ -76,7 +96,7 @@ def recurrent_weight_gradients(x, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_chunk
 
     x (T, N, D) inputs; h0 (N, H); h (T, N, H) hidden states; grad_pre (T, N, G)
     gradient of the pre-activations (G = 4H for an LSTM, H for a tanh RNN); wx (D, G).
-    Writes dx (T, N, D) = dA Wx^T, dwx (D, G) = X^T dA, dwh (H, G) = Hprev^T dA
+    Writes dx (N, T, D), batch-major as the API has it, = dA Wx^T, dwx (D, G) = X^T dA, dwh (H, G) = Hprev^T dA
     with Hprev = [h0, h_1 .. h_{T-1}], db (G,) = column sums of dA.
     Blocks are runs of whole time steps, so each block's Hprev is one slice of h.
     """
@@ -90,7 +110,9 @@ def recurrent_weight_gradients(x, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_chunk
         t_lo, t_hi = chunk_bounds(p, n_chunks, T)
         if t_hi > t_lo:
             rows = grad_pre[t_lo:t_hi].reshape((t_hi - t_lo) * N, G)
-            np.dot(rows, wx.T, dx[t_lo:t_hi].reshape((t_hi - t_lo) * N, D))
+            dx_rows = np.dot(rows, wx.T)
+            for r in range(dx_rows.shape[0]):
+                dx[r % N, t_lo + r // N] = dx_rows[r]
             np.dot(x[t_lo:t_hi].reshape((t_hi - t_lo) * N, D).T, rows, dwx_parts[p])
             first = t_lo
             if t_lo == 0:

@@ -17,27 +17,24 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import chunk_bounds
+from .blocked import chunk_bounds, project_input_block
 
 
 @serial_and_parallel
-def lstm_forward(x, h0, c0, wx, wh, b, gates, c, tanh_c, h, n_chunks):
+def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, n_chunks):
     """Run an LSTM over a sequence.
 
-    x (T, N, D); h0, c0 (N, H) initial state; wx (D, 4H); wh (H, 4H); b (4H,).
-    Writes gates (T, N, 4H): the activations i, f, o, g of every step; c and
-    tanh_c (T, N, H): the cell states c_1..c_T and their tanh; h (T, N, H): the
-    hidden states h_1..h_T.  gates, c and tanh_c are what backward needs.
+    x (N, T, D) the input, batch-major as the API has it; h0, c0 (N, H) initial
+    state; wx (D, 4H); wh (H, 4H); b (4H,).
+    Writes x_tm (T, N, D): the input time-major (kept for the weight gradients);
+    gates (T, N, 4H): the activations i, f, o, g of every step; c and tanh_c
+    (T, N, H): the cell states c_1..c_T and their tanh; h (T, N, H): the hidden
+    states h_1..h_T, and h_out (N, T, H) the same batch-major (the result).
     """
-    T, N, D = x.shape
+    T, N, D = x_tm.shape
     G = gates.shape[2]
-    rows = T * N
-    x_rows = x.reshape(rows, D)
-    gate_rows = gates.reshape(rows, G)
     for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, rows)
-        if hi > lo:
-            np.dot(x_rows[lo:hi], wx, gate_rows[lo:hi])
+        project_input_block(x, x_tm, wx, gates, p, n_chunks)
     batch_chunks = min(n_chunks, N)
     for p in prange(batch_chunks):
         lo, hi = chunk_bounds(p, batch_chunks, N)
@@ -49,6 +46,8 @@ def lstm_forward(x, h0, c0, wx, wh, b, gates, c, tanh_c, h, n_chunks):
             np.dot(h_prev, wh, recurrent)
             gate_block(gates[t, lo:hi], recurrent, bias, scale, c_prev, c[t, lo:hi],
                        tanh_c[t, lo:hi], h[t, lo:hi])
+            for n in range(lo, hi):
+                h_out[n, t] = h[t, n]
 
 
 @kernel(inline="always")
@@ -106,7 +105,7 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_chunks):
     """Backpropagate through the LSTM recurrence run by ``lstm_forward``.
 
-    dh (T, N, H): upstream gradient on every h_t; dc_last (N, H): gradient on the
+    dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H): gradient on the
     final cell state (zeros for a plain sequence); c0, wh and the forward's gates,
     c and tanh_c.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the gradient of
     the pre-activations, for the weight-gradient GEMMs.
@@ -122,7 +121,7 @@ def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_chunks
         for t in range(T - 1, -1, -1):
             for n in range(lo, hi):
                 c_prev = c0[n] if t == 0 else c[t - 1, n]
-                _gate_grad_pass(gates[t, n], c_prev, tanh_c[t, n], dh[t, n], dh_next[n - lo],
+                _gate_grad_pass(gates[t, n], c_prev, tanh_c[t, n], dh[n, t], dh_next[n - lo],
                                 dc_next[n - lo])
             np.dot(gates[t, lo:hi], wh.T, dh_next)
         dh0[lo:hi] = dh_next
