@@ -219,3 +219,12 @@ def test_softmax_mask_of_wrong_shape(shape):
     with refused('mask'):
         temporal_softmax_loss().forward(np.zeros((N, T, V)), np.zeros((N, T), dtype=np.int64),
                                         np.ones(shape))
+
+
+def test_float_types_the_kernels_are_not_compiled_for_are_refused():
+    layer = LSTM(3, 4, dtype=np.float32)
+    with pytest.raises(TypeError, match=r"^x: expected .*float32.*got .*float16"):
+        layer.forward(np.ones((2, 5, 3), np.float16), np.zeros((2, 4)))
+    with pytest.raises(TypeError, match=r"^feat: expected a float32 or float64 array, got .*float16"):
+        temporal_softmax_loss().forward(np.ones((2, 3, 4), np.float16), np.zeros((2, 3), int),
+                                        np.ones((2, 3)))

@@ -7,6 +7,9 @@ Errors name the argument, what was expected and what came, e.g.
 
 import numpy as np
 
+# The float types the kernels are compiled for.
+KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def _describe(value):
     if isinstance(value, np.ndarray):
@@ -48,13 +51,12 @@ def float_array(name, value, labels, expected, dtype=None, cast=False, copy=Fals
     which the caller may change afterwards).
     """
     if not isinstance(value, np.ndarray):
-        try:
-            value = np.asarray(value)
-        except Exception as exc:  # pragma: no cover - numpy's message is kept
-            raise TypeError(f"{name}: expected a float array, got {_describe(value)}") from exc
-    if not np.issubdtype(value.dtype, np.floating):
-        if not (cast and np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)):
-            raise TypeError(f"{name}: expected a float array, got {_describe(value)}")
+        value = np.asarray(value)
+    if not cast and value.dtype not in KERNEL_FLOATS:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got {_describe(value)}")
+    if cast and not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_) \
+            or np.iscomplexobj(value):
+        raise TypeError(f"{name}: expected a float array, got {_describe(value)}")
     if dtype is not None and value.dtype != dtype and not cast:
         raise TypeError(
             f"{name}: expected {np.dtype(dtype).name} to match the layer's parameters, "

@@ -30,10 +30,12 @@ __all__ = [
     "temporal_softmax_loss",
 ]
 
+
 def sigmoid(x):
-    """Numerically stable logistic function of an array (no overflow for large |x|)."""
+    """Numerically stable logistic function of an array (no overflow for large |x|);
+    float32 stays float32, anything else is computed in float64."""
     x = np.asarray(x)
-    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
     flat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
     out = np.empty_like(flat)
     sigmoid_into(flat, out)
@@ -72,12 +74,6 @@ class _Layer:
         meta, self.meta = self.meta, None
         return meta
 
-    def _set_grads(self, values):
-        for key, value in zip(self._param_keys(), values):
-            self.grads[key] = value
-
-    def _param_keys(self):
-        return list(self.params)
 
 
 class _RecurrentLayer(_Layer):
@@ -98,6 +94,11 @@ class _RecurrentLayer(_Layer):
         self.params[self.b_name] = np.zeros(G, dtype=self.dtype)
         for key in self.params:
             self.grads[key] = None
+
+    def _set_weight_grads(self, dwx, dwh, db):
+        self.grads[self.wx_name] = dwx
+        self.grads[self.wh_name] = dwh
+        self.grads[self.b_name] = db
 
     def _weights(self):
         """(wx (D, G), wh (H, G), b (G,)) as read from params now, checked."""
@@ -209,7 +210,7 @@ class VanillaRNN(_RecurrentLayer):
         T, N, H = h.shape
         dh = self._upstream("dh", dh, (N, T, H), h.dtype)
         dx, dh0, dwx, dwh, db = self._backprop(dh, state)
-        self._set_grads((dwx, dwh, db))
+        self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
 
@@ -287,7 +288,7 @@ class LSTM(_RecurrentLayer):
         T, N, H = h.shape
         dh = self._upstream("dh", dh, (N, T, H), h.dtype)
         dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h.dtype), state)
-        self._set_grads((dwx, dwh, db))
+        self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
 
