@@ -18,7 +18,7 @@ from test_layers_vs_reference import assert_matches, make_recurrent, reference_s
 FORCED_BLOCKS = 3
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def force_blocks(monkeypatch):
     calls = []
 
@@ -31,6 +31,7 @@ def force_blocks(monkeypatch):
     assert calls, "the layer never asked for a block count: the patch tested nothing"
 
 
+@pytest.mark.usefixtures("force_blocks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N, T, D, H", [(7, 5, 4, 6), (2, 9, 3, 5), (5, 2, 6, 3), (1, 4, 3, 2)])
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
@@ -48,6 +49,7 @@ def test_recurrent_layers_in_blocks(cell_type, N, T, D, H, dtype):
         assert_matches(actual, expected, dtype, name)
 
 
+@pytest.mark.usefixtures("force_blocks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_temporal_fc_in_blocks(dtype):
     N, T, D, M = 5, 3, 4, 7
@@ -64,6 +66,7 @@ def test_temporal_fc_in_blocks(dtype):
     assert_matches(fc.grads[fc.b_name], db_ref, dtype, "db")
 
 
+@pytest.mark.usefixtures("force_blocks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_softmax_loss_in_parallel(dtype):
     N, T, V = 6, 5, 11
@@ -77,6 +80,7 @@ def test_softmax_loss_in_parallel(dtype):
     assert_matches(loss_func.backward(), dx_ref, dtype, "dscores")
 
 
+@pytest.mark.usefixtures("force_blocks")
 def test_the_parallel_build_really_runs_in_parallel():
     """A forced block count must reach a parallel region, not a serial build that
     shares its cache entry (Numba's cache files do not record compile options)."""
@@ -88,3 +92,20 @@ def test_the_parallel_build_really_runs_in_parallel():
     layer = make_recurrent("lstm", 3, 4, np.float64, 1.0)
     layer.forward(np.random.randn(6, 5, 3), np.zeros((6, 4)))
     assert numba.threading_layer() in ("omp", "tbb", "workqueue")
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_generation_with_the_output_layer_in_blocks(cell_type, monkeypatch):
+    """Blocks of the output layer (parallel build) pick the same greedy words as
+    one block (serial build)."""
+    import fastrnn.rnn
+    from fastrnn.rnn import LanguageModelRNN
+
+    model = LanguageModelRNN(37, 6, 9, cell_type=cell_type)
+    for key in model.params:
+        model.params[key] = 3 * np.random.randn(*model.params[key].shape)
+    serial = model.sample(5, 40)
+    monkeypatch.setattr(fastrnn.rnn, "generation_chunks", lambda vocab, hidden: FORCED_BLOCKS)
+    assert model.sample(5, 40) == serial
+    drawn = model.sample(5, 40, temperature=1.0, seed=7)
+    assert len(drawn) == 41 and all(0 <= w < 37 for w in drawn)

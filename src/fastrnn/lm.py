@@ -40,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import corpus as builtin_corpus
+from ._threads import generation_chunks
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_text
 from .kernels.generate import generate as generate_kernel
 from .layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
@@ -496,7 +497,7 @@ class LanguageModel:
         generate_kernel(embedding, wxs, whs, bs, fc_w, fc_b, self.is_lstm,
                         np.ascontiguousarray(prime, dtype=np.int64), float(temperature),
                         int(top_k), uniforms, h.reshape(shape[0], shape[2]),
-                        c.reshape(shape[0], shape[2]), out)
+                        c.reshape(shape[0], shape[2]), out, generation_chunks(V, shape[2]))
         return out
 
     def default_prime(self):

@@ -4,6 +4,7 @@
 import numpy as np
 
 from . import _checks
+from ._threads import generation_chunks
 from .kernels.generate import generate
 from .layer_utils import LSTM, VanillaRNN, _LiveDict, temporal_fc, word_embedding
 
@@ -123,5 +124,6 @@ class LanguageModelRNN(_Model):
         generate(emb.astype(dtype, copy=False), (wx,), (wh,), (b,), fc_w.astype(dtype, copy=False),
                  fc_b.astype(dtype, copy=False), self.cell_type == "lstm",
                  np.array([word_index], dtype=np.int64), float(temperature), int(top_k), draws,
-                 np.zeros((1, H), dtype), np.zeros((1, H), dtype), out)
+                 np.zeros((1, H), dtype), np.zeros((1, H), dtype), out,
+                 generation_chunks(V, H))
         return [int(word_index)] + out.tolist()

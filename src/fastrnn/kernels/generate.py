@@ -8,8 +8,11 @@ a run is reproducible and the kernel keeps no random state.
 
 import numpy as np
 
-from ._jit import kernel
+from numba import prange
+
+from ._jit import kernel, serial_and_parallel
 from .activations import exp_nonpositive, tanh
+from .blocked import chunk_bounds
 from .lstm import gate_block, tiled_bias_and_scale
 
 
@@ -60,9 +63,9 @@ def _choose(logits, temperature, top_k, uniform, probs):
     return last
 
 
-@kernel
+@serial_and_parallel
 def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, top_k,
-             uniforms, h, c, out):
+             uniforms, h, c, out, n_chunks):
     """Feed ``prime`` then generate ``out.shape[0]`` tokens.
 
     embedding (V, E); wxs, whs, bs: tuples with one (D_l, G), (H, G), (G,) array
@@ -70,7 +73,8 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     P >= 1, tokens in [0, V); temperature >= 0 (0 = greedy); top_k >= 0
     (0 = no cut); uniforms (n,) float64 in [0, 1), one per generated token;
     h, c (L, H) the state of every layer, updated in place (c unused for a tanh
-    RNN).  Writes out (n,) int64.
+    RNN); n_chunks: blocks of the output layer (1 = serial, see
+    ``fastrnn._threads.generation_chunks``).  Writes out (n,) int64.
     """
     L = h.shape[0]
     H = h.shape[1]
@@ -85,7 +89,11 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     rec = np.empty((1, G), dtype=h.dtype)
     tanh_c = np.empty((1, H), dtype=h.dtype)
     scale = tiled_bias_and_scale(bs[0], 1)[1]
-    logits_2d = np.empty((1, V), dtype=h.dtype)
+    # The output layer, read in full at every token, is cut into n_chunks blocks
+    # of vocabulary rows (each thread keeps its block hot in its own cache).
+    fc_rows = np.ascontiguousarray(fc_w.T)
+    scores = np.empty((V, 1), dtype=h.dtype)
+    last_h = np.empty((H, 1), dtype=h.dtype)
     logits = np.empty(V, dtype=np.float64)
     probs = np.empty(V, dtype=np.float64)
     n_new = out.shape[0]
@@ -105,8 +113,12 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
         if k < 0:
             token = prime[step + 1]
             continue
-        np.dot(h[L - 1:L], fc_w, logits_2d)
-        for v in range(V):
-            logits[v] = logits_2d[0, v] + fc_b[v]
+        last_h[:, 0] = h[L - 1]
+        for p in prange(n_chunks):
+            lo, hi = chunk_bounds(p, n_chunks, V)
+            if hi > lo:
+                np.dot(fc_rows[lo:hi], last_h, scores[lo:hi])
+                for v in range(lo, hi):
+                    logits[v] = scores[v, 0] + fc_b[v]
         token = _choose(logits, temperature, top_k, uniforms[k], probs)
         out[k] = token
