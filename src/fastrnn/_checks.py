@@ -54,8 +54,7 @@ def float_array(name, value, labels, expected, dtype=None, cast=False, copy=Fals
         value = np.asarray(value)
     if not cast and value.dtype not in KERNEL_FLOATS:
         raise TypeError(f"{name}: expected a float32 or float64 array, got {_describe(value)}")
-    if cast and not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_) \
-            or np.iscomplexobj(value):
+    if cast and value.dtype.kind not in "biuf":  # bool, integers, floats
         raise TypeError(f"{name}: expected a float array, got {_describe(value)}")
     if dtype is not None and value.dtype != dtype and not cast:
         raise TypeError(
@@ -72,7 +71,7 @@ def index_array(name, value, labels, expected, upper):
     """Return ``value`` as a C-contiguous int64 array of indices in ``[0, upper)``."""
     if not isinstance(value, np.ndarray):
         value = np.asarray(value)
-    if not np.issubdtype(value.dtype, np.integer):
+    if value.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer word indices, got {_describe(value)}")
     check_shape(name, value, labels, expected)
     low, high = value.min(), value.max()
@@ -90,8 +89,9 @@ def parameter(layer, key, labels, expected, dtype=None):
     same object when it already is one.
     """
     value = layer.params.get(key)
-    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{key}: expected a float parameter array, got {_describe(value)}")
+    if not isinstance(value, np.ndarray) or value.dtype not in KERNEL_FLOATS:
+        raise TypeError(f"{key}: expected a float32 or float64 parameter array, "
+                        f"got {_describe(value)}")
     if dtype is not None and value.dtype != dtype:
         raise TypeError(f"{key}: expected {np.dtype(dtype).name} like the layer's other "
                         f"parameters, got {value.dtype.name}")
