@@ -21,6 +21,16 @@ def chunk_bounds(p, n_chunks, rows):
 
 
 @kernel(inline="always")
+def copy_row(src, dst):
+    """dst[:] = src[:] for two 1-D arrays, element by element: a slice assignment
+    between arrays makes Numba allocate a temporary (it guards against overlap),
+    and thousands of allocations per call from parallel threads contend in malloc
+    (measured: LSTM forward+backward 30-40% slower)."""
+    for k in range(src.shape[0]):
+        dst[k] = src[k]
+
+
+@kernel(inline="always")
 def add_partials(partials, out):
     """out[...] = sum of partials over their first axis (partials (P, ...), out (...))."""
     flat_out = out.reshape(-1)
@@ -47,7 +57,7 @@ def project_input_block(x, x_tm, wx, out, p, n_chunks):
     lo, hi = chunk_bounds(p, n_chunks, rows)
     x_rows = x_tm.reshape(rows, D)
     for r in range(lo, hi):
-        x_rows[r] = x[r % N, r // N]
+        copy_row(x[r % N, r // N], x_rows[r])
     if hi > lo:
         np.dot(x_rows[lo:hi], wx, out.reshape(rows, G)[lo:hi])
 
@@ -112,7 +122,7 @@ def recurrent_weight_gradients(x, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_chunk
             rows = grad_pre[t_lo:t_hi].reshape((t_hi - t_lo) * N, G)
             dx_rows = np.dot(rows, wx.T)
             for r in range(dx_rows.shape[0]):
-                dx[r % N, t_lo + r // N] = dx_rows[r]
+                copy_row(dx_rows[r], dx[r % N, t_lo + r // N])
             np.dot(x[t_lo:t_hi].reshape((t_hi - t_lo) * N, D).T, rows, dwx_parts[p])
             first = t_lo
             if t_lo == 0:

@@ -12,7 +12,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import exp_nonpositive, tanh
-from .blocked import chunk_bounds
+from .blocked import chunk_bounds, copy_row
 from .lstm import gate_block, tiled_bias_and_scale
 
 
@@ -103,7 +103,7 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
         if not known[token]:
             np.dot(embedding[token:token + 1], wxs[0], projected[token:token + 1])
             known[token] = True
-        a[0] = projected[token]
+        copy_row(projected[token], a[0])
         for layer in range(L):
             if layer > 0:
                 np.dot(h[layer - 1:layer], wxs[layer], a)
@@ -113,7 +113,7 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
         if k < 0:
             token = prime[step + 1]
             continue
-        last_h[:, 0] = h[L - 1]
+        copy_row(h[L - 1], last_h[:, 0])
         for p in prange(n_chunks):
             lo, hi = chunk_bounds(p, n_chunks, V)
             if hi > lo:

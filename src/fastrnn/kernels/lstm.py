@@ -17,7 +17,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import chunk_bounds, project_input_block
+from .blocked import chunk_bounds, copy_row, project_input_block
 
 
 @serial_and_parallel
@@ -47,7 +47,7 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, n_chunk
             gate_block(gates[t, lo:hi], recurrent, bias, scale, c_prev, c[t, lo:hi],
                        tanh_c[t, lo:hi], h[t, lo:hi])
             for n in range(lo, hi):
-                h_out[n, t] = h[t, n]
+                copy_row(h[t, n], h_out[n, t])
 
 
 @kernel(inline="always")
