@@ -170,16 +170,23 @@ def jit_cost():
 
 _MEMORY_PROBE = textwrap.dedent("""
     import numpy as np
+    from fastrnn import _threads
     from fastrnn.layer_utils import LSTM
+
+    default_threshold = _threads.PARALLEL_MIN_FLOPS
 
     def rss(field):
         with open("/proc/self/status") as f:
             return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
 
     N, T, D, H = {size}
-    small = LSTM(D, H, dtype=np.float32)          # load the compiled code on a tiny problem
+    # Load (or compile) the code the measured call runs -- the parallel build --
+    # on a tiny problem first, so no compilation lands in the measurement.
+    _threads.PARALLEL_MIN_FLOPS = 0
+    small = LSTM(D, H, dtype=np.float32)
     small.forward(np.ones((2, 2, D), np.float32), np.zeros((2, H), np.float32))
     small.backward(np.ones((2, 2, H), np.float32))
+    _threads.PARALLEL_MIN_FLOPS = default_threshold
     layer = LSTM(D, H, dtype=np.float32)
     x = np.ones((N, T, D), np.float32)
     h0 = np.zeros((N, H), np.float32)

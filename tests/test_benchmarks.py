@@ -71,6 +71,8 @@ def test_comparison_pieces_on_a_tiny_problem():
     fast, slow = compare.time_language_model(50, np.float64, budget_s=0.0)
     assert fast > 0 and slow > 0
     assert compare.layer_flops("lstm", *size) == 4 * compare.layer_flops("rnn", *size)
+    peak, formula = compare.lstm_memory(size)
+    assert peak > 0 and formula > 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
