@@ -2,9 +2,12 @@
 outputs.  No Python objects, no validation (callers in :mod:`fastrnn.layer_utils`
 check every shape, dtype and index first: compiled code does no bounds checks).
 
+- ``_jit``: the compile options, and the serial + parallel builds of chunked kernels.
 - ``activations``: vectorisable exp / sigmoid / tanh used by the gate passes.
-- ``lstm``, ``vanilla``: forward and backward over a whole sequence.
-- ``weight_grads``: the after-the-loop GEMMs shared by both cells.
+- ``lstm``, ``vanilla``: a whole forward (input projection + time loop) in one call,
+  and the backward time loop.
+- ``blocked``: GEMMs in row blocks: the weight gradients after a backward loop and
+  the linear layer.
 - ``softmax``: masked softmax cross-entropy, loss and gradient in one pass.
 - ``embedding``: lookup and scatter-add.
 - ``optim``: in-place optimizer updates.

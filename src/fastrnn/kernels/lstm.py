@@ -1,8 +1,10 @@
 """LSTM time loops, forward and backward, one compiled call each.
 
-Layout (see ``kernels.md``): everything is time-major ``(T, N, ...)`` and
+Layout (see ``kernels.md``): the stored state is time-major ``(T, N, ...)`` and
 C-contiguous, so that each step's slice is one contiguous ``(N, ...)`` block that
-BLAS takes without a copy.  Gate order along the ``4H`` axis is i, f, o, g.
+BLAS takes without a copy; the API's batch-major ``(N, T, ...)`` input, output and
+gradients are read and written directly by the kernels' blocks (no separate
+transposes).  Gate order along the ``4H`` axis is i, f, o, g.
 
 The input projection ``x Wx`` of all steps is one GEMM (in row blocks) before
 the forward loop, and the weight gradients are GEMMs after the backward loop
