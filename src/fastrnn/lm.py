@@ -368,13 +368,13 @@ class LanguageModel:
         keep = 1.0 - self.config.dropout
         self._dropout_masks = []
         for layer, cell in enumerate(self.cells):
-            # Copies: the layer keeps its initial states for backward, and h, c are
-            # overwritten with the final states just below.
+            # The layer keeps its own copies of the initial states for backward, so
+            # h and c can be overwritten with the final states just below.
             if self.is_lstm:
-                activations = cell.forward(activations, h[layer].copy(), c[layer].copy())
+                activations = cell.forward(activations, h[layer], c[layer])
                 c[layer] = cell.final_c
             else:
-                activations = cell.forward(activations, h[layer].copy())
+                activations = cell.forward(activations, h[layer])
             h[layer] = activations[:, -1]
             mask = None
             if dropout_rng is not None and keep < 1.0 and layer < self.num_layers - 1:
