@@ -2,8 +2,8 @@
 single-threaded underneath.
 
 Two thread pools could compete for the cores: the OpenBLAS that Numba's
-``np.dot`` calls (SciPy's) and Numba's own threads.  Nested, they fight (measured
-here: a 60x slowdown), and even side by side OpenBLAS's idle workers spin and
+``np.dot`` calls (SciPy's) and Numba's own threads.  Nested, they fight (the
+performance issue measured a 60x slowdown on these machines), and even side by side OpenBLAS's idle workers spin and
 steal the cores from the next step of a time loop (measured: an LSTM forward at
 N=32, H=128 took 167 ms with 2 BLAS threads and 25 ms with 1 on a busy machine).
 So fastrnn parallelises one level above BLAS: the kernels cut the batch (or
@@ -23,18 +23,18 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
 
-# Below this many floating-point operations a kernel runs on one thread (measured:
-# the notebook's LSTM step, ~8 MFLOP, is 5-10% slower on two threads than on one).
+# Below this many floating-point operations a kernel runs on one thread (measured
+# once: the notebook's LSTM step, ~8 MFLOP, was 5-10% slower on two threads).
 PARALLEL_MIN_FLOPS = 20_000_000
 
 
 def _kernel_blas(controller):
-    """The BLAS libraries loaded by SciPy (not NumPy's own copy)."""
-    scipy_libs = [lib for lib in controller.lib_controllers
-                  if lib.user_api == "blas" and "scipy" in lib.filepath
-                  and not os.path.basename(os.path.dirname(lib.filepath)).startswith("numpy")]
-    if scipy_libs or not controller.lib_controllers:
-        return ThreadpoolController._from_controllers(scipy_libs)
+    """The BLAS libraries loaded by SciPy (not NumPy's own copy), as a controller."""
+    scipy_paths = [lib.filepath for lib in controller.lib_controllers
+                   if lib.user_api == "blas" and "scipy" in lib.filepath
+                   and not os.path.basename(os.path.dirname(lib.filepath)).startswith("numpy")]
+    if scipy_paths:
+        return controller.select(filepath=scipy_paths)
     # SciPy and NumPy share one BLAS (e.g. a system or conda build): pin that one.
     return controller.select(user_api="blas")
 
@@ -72,12 +72,6 @@ def generation_chunks(vocab, hidden):
     one thread) pays for it; a character-level one (65 x 256) does not.
     """
     return chunks_for(vocab, 80 * vocab * hidden)
-
-
-def blas_libraries():
-    """(filepath, threads) of every BLAS loaded in this process, for reports."""
-    return [(lib.filepath, lib.num_threads) for lib in ThreadpoolController().lib_controllers
-            if lib.user_api == "blas"]
 
 
 pin_kernel_blas_to_one_thread()

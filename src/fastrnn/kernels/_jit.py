@@ -4,15 +4,15 @@
 * ``error_model="numpy"``: float division by zero gives inf/nan instead of raising;
   Python's model puts a branch on every division, which stops LLVM from
   vectorising the gate loops (measured: no SIMD at all with the default).
-* ``fastmath={"contract"}`` only: lets LLVM fuse a*b+c into one FMA (halves the
-  work of the activation polynomials, and rounds once instead of twice).  No
-  reassociation and no NaN/inf assumptions: the notebook's checks need results
-  reproducible at ~1e-10, and saturated gates produce infinities on purpose.
+* ``fastmath={"contract"}`` only: lets LLVM fuse a*b+c into one FMA (the
+  activation polynomials are chains of them), which rounds once instead of twice.
+  No reassociation and no NaN/inf assumptions: the notebook's checks need results
+  reproducible at ~1e-10, and the activations must handle infinite inputs.
 
 Kernels that split work into chunks (``prange`` over ``n_chunks``) are compiled
 twice by :func:`serial_and_parallel`: a serial build, for small problems where
-starting threads costs more than it saves, and a ``parallel=True`` build.  Both
-give the same results for the same ``n_chunks``.
+starting threads costs more than it saves, and a ``parallel=True`` build.  Results
+depend on the block count only through the summation order of the weight gradients.
 """
 
 import types
