@@ -38,3 +38,10 @@ def test_small_problems_run_serially_and_large_ones_in_blocks():
     expected = 1 if threads == 1 else min(threads, 3)
     assert _threads.chunks_for(rows=3, flops=10**12) == expected
     assert _threads.chunks_for(rows=1, flops=10**12) == 1
+
+
+def test_generation_splits_only_a_large_output_layer():
+    assert _threads.generation_chunks(vocab=65, hidden=256) == 1  # character level
+    threads = fastrnn.get_num_threads()
+    assert _threads.generation_chunks(vocab=5000, hidden=128) == min(threads, 5000)
+    assert _threads.generation_chunks(vocab=1, hidden=10**6) == 1  # one row cannot be split

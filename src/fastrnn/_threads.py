@@ -23,9 +23,20 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
 
-# Below this many floating-point operations a kernel runs on one thread (measured
-# once: the notebook's LSTM step, ~8 MFLOP, was 5-10% slower on two threads).
-PARALLEL_MIN_FLOPS = 20_000_000
+# Below this many floating-point operations a kernel runs on one thread.  Measured
+# on the 2-core machines (AMD EPYC, Numba's omp layer, fastrnn forward+backward,
+# serial / two threads): notebook LSTM (10, 50, 10, 20), 2.4 MFLOP per forward
+# by the layers' count, 1.38x (f64) and 1.24x (f32) faster on two threads; the
+# same RNN, 0.9 MFLOP, 1.10x and 0.90x; LSTM (10, 10, 10, 20), 0.7 MFLOP, 0.98x
+# and 0.89x.  The notebook's language-model iteration at 200 words went from
+# 0.85 to 0.54 ms with this threshold instead of 20 MFLOP.
+PARALLEL_MIN_FLOPS = 1_200_000
+
+# Generation wakes the threads at every token, so it has its own, higher bar:
+# an output layer of at least this many multiply-adds (e.g. 5,000 words x 128
+# units, measured 72 us a token on one thread); a character-level one (65 x 256)
+# stays serial.
+GENERATION_PARALLEL_MIN_MACS = 256_000
 
 
 def _kernel_blas(controller):
@@ -65,13 +76,11 @@ def chunks_for(rows, flops):
 
 
 def generation_chunks(vocab, hidden):
-    """Blocks of the output layer for token-by-token generation (1 = serial).
-
-    Threads are woken at every token, so only an output layer of at least
-    ~256k multiply-adds (e.g. 5,000 words x 128 units, measured 72 us a token on
-    one thread) pays for it; a character-level one (65 x 256) does not.
-    """
-    return chunks_for(vocab, 80 * vocab * hidden)
+    """Blocks of the output layer (vocab x hidden) for token-by-token generation
+    (1 = serial); see ``GENERATION_PARALLEL_MIN_MACS``."""
+    if vocab * hidden < GENERATION_PARALLEL_MIN_MACS:
+        return 1
+    return max(1, min(numba.get_num_threads(), vocab))
 
 
 pin_kernel_blas_to_one_thread()

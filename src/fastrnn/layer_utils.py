@@ -125,12 +125,13 @@ class _RecurrentLayer(_Layer):
                                      dtype, cast=True, copy=True)
         return x[:, None], prev_h
 
-    @staticmethod
-    def _chunks(N, T, D, G):
+    def _chunks(self, N, T, D):
         """Blocks the kernels may cut a batch of N sequences of T steps into (1 =
-        serial), from the work: the recurrent and projection GEMMs plus ~30 flops
-        of gate math per unit."""
-        return chunks_for(N, 2 * T * N * G * (D + G) + 30 * T * N * G)
+        serial), from the work of one forward: the projection and recurrent GEMMs
+        (2 T N G (D + H) FLOP) plus ~30 FLOP of gate math per pre-activation."""
+        H = self.h_dim
+        G = self.gates_per_unit * H
+        return chunks_for(N, 2 * T * N * G * (D + H) + 30 * T * N * G)
 
     @staticmethod
     def _forward_buffers(x, H, dtype):
@@ -170,13 +171,13 @@ class VanillaRNN(_RecurrentLayer):
 
     def _run(self, x, h0, wx, wh, b):
         x_tm, h, h_out = self._forward_buffers(x, self.h_dim, wx.dtype)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, self._chunks(*x.shape, self.h_dim))
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, self._chunks(*x.shape))
         return h_out, (x_tm, h0, wx, wh, h)
 
     def _backprop(self, dh, state):
         x_tm, h0, wx, wh, h = state
         T, N, D = x_tm.shape
-        chunks = self._chunks(N, T, D, self.h_dim)
+        chunks = self._chunks(N, T, D)
         grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
         rnn_backward_loop(dh, wh, h, grad_pre, dh0, chunks)
@@ -238,13 +239,13 @@ class LSTM(_RecurrentLayer):
         c = np.empty((T, N, H), dtype=wx.dtype)
         tanh_c = np.empty((T, N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out,
-                     self._chunks(*x.shape, 4 * H))
+                     self._chunks(*x.shape))
         return h_out, c, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h)
 
     def _backprop(self, dh, dc_last, state):
         x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = state
         T, N, D = x_tm.shape
-        chunks = self._chunks(N, T, D, 4 * self.h_dim)
+        chunks = self._chunks(N, T, D)
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
         lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, chunks)
         dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, chunks)
