@@ -49,6 +49,25 @@ def test_recurrent_layers_in_blocks(cell_type, N, T, D, H, dtype):
         assert_matches(actual, expected, dtype, name)
 
 
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_a_backward_uses_its_forwards_blocks(cell_type, monkeypatch):
+    """The block count fixes the stored state's layout: a thread count changed
+    between forward and backward (here: 3 blocks, then 1) must not change it."""
+    blocks = {"count": FORCED_BLOCKS}
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for",
+                        lambda rows, flops: min(blocks["count"], rows))
+    N, T, D, H = 5, 4, 3, 6
+    layer = make_recurrent(cell_type, D, H, np.float64, 1.0)
+    x, h0, dh = np.random.randn(N, T, D), np.random.randn(N, H), np.random.randn(N, T, H)
+    layer.forward(x, h0)
+    blocks["count"] = 1
+    dx, dh0 = layer.backward(dh)
+    _, grads_ref = reference_sequence(cell_type, x, h0, dh, *weights(layer))
+    assert_matches(dx, grads_ref[0], np.float64, "dx")
+    assert_matches(dh0, grads_ref[1], np.float64, "dh0")
+    assert_matches(layer.grads[layer.wh_name], grads_ref[3], np.float64, "dWh")
+
+
 @pytest.mark.usefixtures("force_blocks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_temporal_fc_in_blocks(dtype):

@@ -125,31 +125,37 @@ class _RecurrentLayer(_Layer):
                                      dtype, cast=True, copy=True)
         return x[:, None], prev_h
 
-    def _chunks(self, N, T, D):
-        """Blocks the kernels may cut a batch of N sequences of T steps into (1 =
+    def _blocks(self, N, T, D):
+        """Work blocks for the kernels of a batch of N sequences of T steps (1 =
         serial), from the work of one forward: the projection and recurrent GEMMs
-        (2 T N G (D + H) FLOP) plus ~30 FLOP of gate math per pre-activation."""
+        (2 T N G (D + H) FLOP) plus ~30 FLOP of gate math per pre-activation.
+        The kernels run the time loops on min(blocks, N) chunks of the batch and
+        the GEMMs before and after on all blocks, so a short batch of long
+        sequences still splits its GEMMs.  The count also fixes the layout of
+        the stored state, so a backward uses its forward's."""
         H = self.h_dim
         G = self.gates_per_unit * H
-        return chunks_for(N, 2 * T * N * G * (D + H) + 30 * T * N * G)
+        return chunks_for(N * T, 2 * T * N * G * (D + H) + 30 * T * N * G)
 
     @staticmethod
     def _forward_buffers(x, H, dtype):
-        """x time-major (T, N, D), hidden states time-major (T, N, H) and the
-        result h batch-major (N, T, H), all to be written by a forward kernel."""
+        """Buffers a forward kernel writes: x and the hidden states as flat
+        chunk-major buffers (T * N * D,) and (T * N * H,) (see kernels.blocked),
+        and the result h batch-major (N, T, H)."""
         N, T, D = x.shape
-        return (np.empty((T, N, D), dtype=dtype), np.empty((T, N, H), dtype=dtype),
+        return (np.empty(T * N * D, dtype=dtype), np.empty(T * N * H, dtype=dtype),
                 np.empty((N, T, H), dtype=dtype))
 
     @staticmethod
-    def _weight_gradients(x_tm, h0, h, grad_pre, wx, chunks):
+    def _weight_gradients(x_tm, h0, h, grad_pre, wx, T, blocks):
         """dx (N, T, D), dWx, dWh, db: GEMMs over all T*N rows after the loop."""
-        T, N, D = x_tm.shape
+        N, H = h0.shape
+        D = wx.shape[0]
         dx = np.empty((N, T, D), dtype=wx.dtype)
         dwx = np.empty_like(wx)
-        dwh = np.empty((h0.shape[1], wx.shape[1]), dtype=wx.dtype)
+        dwh = np.empty((H, wx.shape[1]), dtype=wx.dtype)
         db = np.empty(wx.shape[1], dtype=wx.dtype)
-        recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, min(chunks, T))
+        recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, blocks)
         return dx, dwx, dwh, db
 
     @staticmethod
@@ -170,18 +176,18 @@ class VanillaRNN(_RecurrentLayer):
         super().__init__(input_dim, h_dim, init_scale, name, dtype)
 
     def _run(self, x, h0, wx, wh, b):
+        N, T, D = x.shape
+        blocks = self._blocks(N, T, D)
         x_tm, h, h_out = self._forward_buffers(x, self.h_dim, wx.dtype)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, self._chunks(*x.shape))
-        return h_out, (x_tm, h0, wx, wh, h)
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, blocks)
+        return h_out, (x_tm, h0, wx, wh, h, T, blocks)
 
     def _backprop(self, dh, state):
-        x_tm, h0, wx, wh, h = state
-        T, N, D = x_tm.shape
-        chunks = self._chunks(N, T, D)
+        x_tm, h0, wx, wh, h, T, blocks = state
         grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
-        rnn_backward_loop(dh, wh, h, grad_pre, dh0, chunks)
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx, chunks)
+        rnn_backward_loop(dh, wh, h, grad_pre, dh0, blocks)
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx, T, blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -193,8 +199,8 @@ class VanillaRNN(_RecurrentLayer):
 
     def step_backward(self, dnext_h, meta):
         """dnext_h (N, H), meta from step_forward -> (dx, dprev_h, dWx, dWh, db)."""
-        h = meta[4]
-        dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], h.dtype)
+        h0 = meta[1]
+        dnext_h = self._upstream("dnext_h", dnext_h, h0.shape, h0.dtype)
         dx, dprev_h, dwx, dwh, db = self._backprop(dnext_h[:, None], meta)
         return dx[:, 0], dprev_h, dwx, dwh, db
 
@@ -208,9 +214,9 @@ class VanillaRNN(_RecurrentLayer):
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h = state[4]
-        T, N, H = h.shape
-        dh = self._upstream("dh", dh, (N, T, H), h.dtype)
+        h0, T = state[1], state[5]
+        N, H = h0.shape
+        dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
         dx, dh0, dwx, dwh, db = self._backprop(dh, state)
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
@@ -232,23 +238,22 @@ class LSTM(_RecurrentLayer):
         self.final_c = None
 
     def _run(self, x, h0, c0, wx, wh, b):
-        N, T, _ = x.shape
+        N, T, D = x.shape
         H = self.h_dim
+        blocks = self._blocks(N, T, D)
         x_tm, h, h_out = self._forward_buffers(x, H, wx.dtype)
-        gates = np.empty((T, N, 4 * H), dtype=wx.dtype)
-        c = np.empty((T, N, H), dtype=wx.dtype)
-        tanh_c = np.empty((T, N, H), dtype=wx.dtype)
-        lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out,
-                     self._chunks(*x.shape))
-        return h_out, c, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h)
+        gates = np.empty(T * N * 4 * H, dtype=wx.dtype)
+        c = np.empty(T * N * H, dtype=wx.dtype)
+        tanh_c = np.empty(T * N * H, dtype=wx.dtype)
+        c_last = np.empty((N, H), dtype=wx.dtype)
+        lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, blocks)
+        return h_out, c_last, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
-        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = state
-        T, N, D = x_tm.shape
-        chunks = self._chunks(N, T, D)
+        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = state
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, chunks)
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, chunks)
+        lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, blocks)
+        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, T, blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):
@@ -257,17 +262,17 @@ class LSTM(_RecurrentLayer):
         x, prev_h = self._step_inputs(x, prev_h, wx.dtype)
         prev_c = _checks.float_array("prev_c", prev_c, ("N", "H"), prev_h.shape, wx.dtype,
                                      cast=True, copy=True)
-        h, c, state = self._run(x, prev_h, prev_c, wx, wh, b)
-        return h[:, 0], c[0].copy(), state
+        h, c_last, state = self._run(x, prev_h, prev_c, wx, wh, b)
+        return h[:, 0], c_last, state
 
     def step_backward(self, dnext_h, dnext_c, meta):
         """dnext_h, dnext_c (N, H) and meta from step_forward ->
         (dx (N, D), dprev_h, dprev_c, dWx, dWh, db)."""
-        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h = meta
-        dnext_h = self._upstream("dnext_h", dnext_h, h.shape[1:], wx.dtype)
-        dnext_c = self._upstream("dnext_c", dnext_c, h.shape[1:], wx.dtype)
+        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = meta
+        dnext_h = self._upstream("dnext_h", dnext_h, h0.shape, wx.dtype)
+        dnext_c = self._upstream("dnext_c", dnext_c, h0.shape, wx.dtype)
         # The kernel overwrites the gate buffer; a step's meta stays reusable.
-        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, tanh_c, h)
+        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, tanh_c, h, T, blocks)
         dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[:, None], dnext_c, state)
         return dx[:, 0], dprev_h, dprev_c, dwx, dwh, db
 
@@ -280,17 +285,16 @@ class LSTM(_RecurrentLayer):
         else:
             c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True,
                                      copy=True)
-        h, c, self.meta = self._run(x, h0, c0, wx, wh, b)
-        self.final_c = c[-1].copy()
+        h, self.final_c, self.meta = self._run(x, h0, c0, wx, wh, b)
         return h
 
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h = state[-1]
-        T, N, H = h.shape
-        dh = self._upstream("dh", dh, (N, T, H), h.dtype)
-        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h.dtype), state)
+        h0, T = state[1], state[9]
+        N, H = h0.shape
+        dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
+        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h0.dtype), state)
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 

@@ -6,6 +6,17 @@ a single-threaded GEMM.  ``n_chunks`` is the number of blocks (1 = serial).
 A product summed over rows (a weight gradient) is split the same way: each block
 writes its partial sum into a buffer of its own (no two threads write the same
 memory) and the partials are added at the end.
+
+Chunk-major buffers.  The recurrent kernels cut the batch into ``n_chunks``
+chunks of rows, one per thread, and store what a sequence needs (inputs, gate
+activations, states) in flat buffers of ``T * N * M`` values where chunk p, batch
+rows [lo, hi), owns the contiguous run ``[T*lo*M, T*hi*M)`` laid out time-major
+``(T, hi - lo, M)`` (``chunk_view``).  With one chunk this is the plain
+time-major ``(T, N, M)``.  A buffer shared time-major by all chunks would
+interleave the chunks' rows at every step, and two threads writing their own
+rows of the same step's block slow each other down badly (measured at the
+notebook's size: a cell update 2.5x slower on two threads than one thread doing
+both halves, and run-to-run swings of 2x with the buffers' alignment).
 """
 
 import numpy as np
@@ -51,23 +62,51 @@ def add_partials(partials, out):
 
 
 @kernel(inline="always")
-def project_input_block(x, x_tm, wx, out, p, n_chunks):
-    """Block p of n_chunks of a recurrent layer's input projection.
+def chunking(n_blocks, N):
+    """(n_chunks, splits): ``n_blocks`` work blocks as ``n_chunks`` chunks of the N
+    batch rows (at most one per row) times ``splits`` runs of time steps each."""
+    n_chunks = min(n_blocks, N)
+    return n_chunks, (n_blocks + n_chunks - 1) // n_chunks
 
-    x (N, T, D) batch-major; writes the block's rows of x_tm (T, N, D), the input
-    time-major, and of out (T, N, G) = x_t Wx, the T*N rows being cut into
-    n_chunks blocks.  Called from inside a kernel's ``prange`` over the blocks
+
+@kernel(inline="always")
+def chunk_view(flat, T, N, p, n_chunks, M):
+    """Chunk p's part, (T, R, M), of a chunk-major buffer ``flat`` (T * N * M,)."""
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    return flat[T * lo * M:T * hi * M].reshape(T, hi - lo, M)
+
+
+@kernel(inline="always")
+def work_block(q, n_chunks, splits, N, T):
+    """Work block q of ``n_chunks * splits``: (chunk p, its batch rows [lo, hi),
+    time steps [t0, t1)); the block's rows are contiguous in a chunk-major buffer."""
+    p = q // splits
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    t0, t1 = chunk_bounds(q % splits, splits, T)
+    return p, lo, hi, t0, t1
+
+
+@kernel(inline="always")
+def project_input_block(x, x_tm, wx, out, q, n_chunks, splits):
+    """Work block q of a recurrent layer's input projection.
+
+    x (N, T, D) batch-major; x_tm (T * N * D,) and out (T * N * G,) chunk-major:
+    writes the block's rows of x_tm (the input, kept for the weight gradients)
+    and of out = x Wx.  Called from inside a kernel's ``prange`` over the blocks
     (a ``prange`` in an inlined function would not run in parallel).
     """
-    T, N, D = x_tm.shape
-    G = out.shape[2]
-    rows = T * N
-    lo, hi = chunk_bounds(p, n_chunks, rows)
-    x_rows = x_tm.reshape(rows, D)
-    for r in range(lo, hi):
-        copy_row(x[r % N, r // N], x_rows[r])
-    if hi > lo:
-        np.dot(x_rows[lo:hi], wx, out.reshape(rows, G)[lo:hi])
+    N, T, D = x.shape
+    G = wx.shape[1]
+    p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
+    if t1 > t0:
+        R = hi - lo
+        x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
+        out_chunk = chunk_view(out, T, N, p, n_chunks, G)
+        for t in range(t0, t1):
+            for r in range(R):
+                copy_row(x[lo + r, t], x_chunk[t, r])
+        np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D), wx,
+               out_chunk[t0:t1].reshape((t1 - t0) * R, G))
 
 
 @serial_and_parallel
@@ -105,41 +144,51 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
 
 
 @serial_and_parallel
-def recurrent_weight_gradients(x, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_chunks):
+def recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_blocks):
     """The GEMMs after a recurrent backward loop, over all T*N rows at once.
 
-    x (T, N, D) inputs; h0 (N, H); h (T, N, H) hidden states; grad_pre (T, N, G)
-    gradient of the pre-activations (G = 4H for an LSTM, H for a tanh RNN); wx (D, G).
+    x_tm (T * N * D,), h (T * N * H,) and grad_pre (T * N * G,): chunk-major
+    buffers (the layout ``n_blocks`` gives, as in the forward) of the inputs, the
+    hidden states and the gradient of the pre-activations (G = 4H for an LSTM, H
+    for a tanh RNN); h0 (N, H); wx (D, G).
     Writes dx (N, T, D) = dA Wx^T, batch-major as the API has it; dwx (D, G) =
     X^T dA; dwh (H, G) = Hprev^T dA with Hprev = [h0, h_1 .. h_{T-1}]; db (G,) =
     the column sums of dA.
-    Blocks are runs of whole time steps, so each block's Hprev is one slice of h.
+    Each work block is a run of steps of one chunk, so its Hprev is one slice of
+    the chunk's h (plus h0 for the block that starts at step 0).
     """
-    T, N, D = x.shape
+    N, T, D = dx.shape
     H = h0.shape[1]
-    G = grad_pre.shape[2]
-    dwx_parts = np.empty((n_chunks, D, G), dtype=dwx.dtype)
-    dwh_parts = np.zeros((n_chunks, H, G), dtype=dwh.dtype)
-    db_parts = np.zeros((n_chunks, G), dtype=db.dtype)
-    for p in prange(n_chunks):
-        t_lo, t_hi = chunk_bounds(p, n_chunks, T)
-        if t_hi > t_lo:
-            rows = grad_pre[t_lo:t_hi].reshape((t_hi - t_lo) * N, G)
+    G = wx.shape[1]
+    n_chunks, splits = chunking(n_blocks, N)
+    n_work = n_chunks * splits
+    dwx_parts = np.empty((n_work, D, G), dtype=dwx.dtype)
+    dwh_parts = np.empty((n_work, H, G), dtype=dwh.dtype)
+    db_parts = np.zeros((n_work, G), dtype=db.dtype)
+    for q in prange(n_work):
+        p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
+        R = hi - lo
+        if t1 > t0:
+            x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
+            h_chunk = chunk_view(h, T, N, p, n_chunks, H)
+            grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
+            rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
             dx_rows = np.dot(rows, wx.T)
-            for r in range(dx_rows.shape[0]):
-                copy_row(dx_rows[r], dx[r % N, t_lo + r // N])
-            np.dot(x[t_lo:t_hi].reshape((t_hi - t_lo) * N, D).T, rows, dwx_parts[p])
-            first = t_lo
-            if t_lo == 0:
-                np.dot(h0.T, grad_pre[0], dwh_parts[p])
-                first = 1
-            if t_hi > first:
-                later = np.dot(h[first - 1:t_hi - 1].reshape((t_hi - first) * N, H).T,
-                               grad_pre[first:t_hi].reshape((t_hi - first) * N, G))
-                dwh_parts[p] += later
-            add_column_sums(rows, db_parts[p])
+            for i in range(dx_rows.shape[0]):
+                copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])
+            np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_parts[q])
+            if t0 > 0:
+                np.dot(h_chunk[t0 - 1:t1 - 1].reshape((t1 - t0) * R, H).T, rows, dwh_parts[q])
+            else:
+                np.dot(h0[lo:hi].T, grad_chunk[0], dwh_parts[q])
+                if t1 > 1:
+                    later = np.dot(h_chunk[0:t1 - 1].reshape((t1 - 1) * R, H).T,
+                                   grad_chunk[1:t1].reshape((t1 - 1) * R, G))
+                    dwh_parts[q] += later
+            add_column_sums(rows, db_parts[q])
         else:
-            dwx_parts[p] = 0.0
+            dwx_parts[q] = 0.0
+            dwh_parts[q] = 0.0
     add_partials(dwx_parts, dwx)
     add_partials(dwh_parts, dwh)
     add_partials(db_parts, db)

@@ -1,17 +1,21 @@
 """LSTM time loops, forward and backward, one compiled call each.
 
-Layout (see ``kernels.md``): the stored state is time-major ``(T, N, ...)`` and
-C-contiguous, so that each step's slice is one contiguous ``(N, ...)`` block that
-BLAS takes without a copy; the API's batch-major ``(N, T, ...)`` input, output and
+Layout (see ``kernels.md``): the stored state is time-major and C-contiguous per
+chunk of batch rows (the chunk-major buffers of :mod:`.blocked`), so that each
+step's slice of a chunk is one contiguous ``(R, ...)`` block that BLAS takes
+without a copy; the API's batch-major ``(N, T, ...)`` input, output and
 gradients are read and written directly by the kernels' blocks (no separate
 transposes).  Gate order along the ``4H`` axis is i, f, o, g.
 
-The input projection ``x Wx`` of all steps is one GEMM (in row blocks) before
+The input projection ``x Wx`` of all steps is one GEMM per work block before
 the forward loop, and the weight gradients are GEMMs after the backward loop
 (:func:`.blocked.recurrent_weight_gradients`): inside the loops there is only the
 recurrent GEMM and one fused elementwise pass per step.  Batch rows never
-interact inside a loop, so the batch is cut into ``n_chunks`` blocks that run
-the whole sequence on their own threads with no synchronisation per step.
+interact inside a loop, so each chunk runs the whole sequence on its own thread
+with no synchronisation per step.
+
+``n_blocks`` (the last argument) fixes the chunks and so the buffers' layout:
+a forward and the backward of its state must be called with the same value.
 """
 
 import numpy as np
@@ -19,37 +23,45 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import chunk_bounds, copy_row, project_input_block
+from .blocked import chunk_bounds, chunk_view, chunking, copy_row, project_input_block
 
 
 @serial_and_parallel
-def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, n_chunks):
+def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, n_blocks):
     """Run an LSTM over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0, c0 (N, H) initial
     state; wx (D, 4H); wh (H, 4H); b (4H,).
-    Writes x_tm (T, N, D): the input time-major (kept for the weight gradients);
-    gates (T, N, 4H): the activations i, f, o, g of every step; c and tanh_c
-    (T, N, H): the cell states c_1..c_T and their tanh; h (T, N, H): the hidden
-    states h_1..h_T, and h_out (N, T, H) the same batch-major (the result).
+    Writes, as chunk-major buffers: x_tm (T * N * D,) the input (kept for the
+    weight gradients); gates (T * N * 4H,) the activations i, f, o, g of every
+    step; c and tanh_c (T * N * H,) the cell states c_1..c_T and their tanh;
+    h (T * N * H,) the hidden states h_1..h_T.  Writes h_out (N, T, H), the
+    hidden states batch-major (the result), and c_last (N, H) = c_T.
     """
-    T, N, D = x_tm.shape
-    G = gates.shape[2]
+    N, T, D = x.shape
+    G = wh.shape[1]
+    H = G // 4
+    n_chunks, splits = chunking(n_blocks, N)
+    for q in prange(n_chunks * splits):
+        project_input_block(x, x_tm, wx, gates, q, n_chunks, splits)
     for p in prange(n_chunks):
-        project_input_block(x, x_tm, wx, gates, p, n_chunks)
-    batch_chunks = min(n_chunks, N)
-    for p in prange(batch_chunks):
-        lo, hi = chunk_bounds(p, batch_chunks, N)
-        recurrent = np.empty((hi - lo, G), dtype=gates.dtype)
-        bias, scale = tiled_bias_and_scale(b, hi - lo)
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        R = hi - lo
+        gates_p = chunk_view(gates, T, N, p, n_chunks, G)
+        c_p = chunk_view(c, T, N, p, n_chunks, H)
+        tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
+        h_p = chunk_view(h, T, N, p, n_chunks, H)
+        recurrent = np.empty((R, G), dtype=gates.dtype)
+        bias, scale = tiled_bias_and_scale(b, R)
         for t in range(T):
-            h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
-            c_prev = c0[lo:hi] if t == 0 else c[t - 1, lo:hi]
+            h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
+            c_prev = c0[lo:hi] if t == 0 else c_p[t - 1]
             np.dot(h_prev, wh, recurrent)
-            gate_block(gates[t, lo:hi], recurrent, bias, scale, c_prev, c[t, lo:hi],
-                       tanh_c[t, lo:hi], h[t, lo:hi])
-            for n in range(lo, hi):
-                copy_row(h[t, n], h_out[n, t])
+            gate_block(gates_p[t], recurrent, bias, scale, c_prev, c_p[t], tanh_p[t], h_p[t])
+            for r in range(R):
+                copy_row(h_p[t, r], h_out[lo + r, t])
+        for r in range(R):
+            copy_row(c_p[T - 1, r], c_last[lo + r])
 
 
 @kernel(inline="always")
@@ -104,28 +116,32 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 
 
 @serial_and_parallel
-def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_chunks):
+def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_blocks):
     """Backpropagate through the LSTM recurrence run by ``lstm_forward``.
 
-    dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H): gradient on the
-    final cell state (zeros for a plain sequence); c0, wh and the forward's gates,
-    c and tanh_c.  ``gates`` is OVERWRITTEN with dA (T, N, 4H), the gradient of
-    the pre-activations, for the weight-gradient GEMMs.
-    Writes dh0 (N, H) and dc0 (N, H).
+    dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H):
+    gradient on the final cell state (zeros for a plain sequence); c0, wh and the
+    forward's chunk-major gates, c and tanh_c, with the forward's ``n_blocks``.
+    ``gates`` is OVERWRITTEN with dA, the gradient of the pre-activations (same
+    layout), for the weight-gradient GEMMs.  Writes dh0 (N, H) and dc0 (N, H).
     """
-    T, N, G = gates.shape
-    H = G // 4
-    batch_chunks = min(n_chunks, N)
-    for p in prange(batch_chunks):
-        lo, hi = chunk_bounds(p, batch_chunks, N)
-        dh_next = np.zeros((hi - lo, H), dtype=gates.dtype)
+    N, T, H = dh.shape
+    G = 4 * H
+    n_chunks = chunking(n_blocks, N)[0]
+    for p in prange(n_chunks):
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        R = hi - lo
+        gates_p = chunk_view(gates, T, N, p, n_chunks, G)
+        c_p = chunk_view(c, T, N, p, n_chunks, H)
+        tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
+        dh_next = np.zeros((R, H), dtype=gates.dtype)
         dc_next = dc_last[lo:hi].copy()
         for t in range(T - 1, -1, -1):
-            for n in range(lo, hi):
-                c_prev = c0[n] if t == 0 else c[t - 1, n]
-                _gate_grad_pass(gates[t, n], c_prev, tanh_c[t, n], dh[n, t], dh_next[n - lo],
-                                dc_next[n - lo])
-            np.dot(gates[t, lo:hi], wh.T, dh_next)
+            for r in range(R):
+                c_prev = c0[lo + r] if t == 0 else c_p[t - 1, r]
+                _gate_grad_pass(gates_p[t, r], c_prev, tanh_p[t, r], dh[lo + r, t], dh_next[r],
+                                dc_next[r])
+            np.dot(gates_p[t], wh.T, dh_next)
         dh0[lo:hi] = dh_next
         dc0[lo:hi] = dc_next
 

@@ -1,8 +1,8 @@
 """Vanilla (tanh) RNN time loops, forward and backward, one compiled call each.
 
-Same layout and structure as ``lstm.py`` with a single gate:
-``h_t = tanh(x_t Wx + h_{t-1} Wh + b)``.  The input projection of all steps is
-one GEMM written into ``h`` before the loop, and each step adds the recurrent
+Same layout (chunk-major buffers, ``n_blocks`` last) and structure as
+``lstm.py`` with a single gate: ``h_t = tanh(x_t Wx + h_{t-1} Wh + b)``.  The
+input projection of all steps is written into ``h`` before the loop, and each step adds the recurrent
 GEMM and the bias and applies tanh in place; backward needs only ``h``
 (tanh' = 1 - h^2).
 """
@@ -12,53 +12,57 @@ from numba import prange
 
 from ._jit import serial_and_parallel
 from .activations import tanh
-from .blocked import chunk_bounds, project_input_block
+from .blocked import chunk_bounds, chunk_view, chunking, project_input_block
 
 
 @serial_and_parallel
-def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_chunks):
+def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
     """Run a tanh RNN over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0 (N, H); wx (D, H);
-    wh (H, H); b (H,).  Writes x_tm (T, N, D): the input time-major (kept for the
-    weight gradients); h (T, N, H): the hidden states h_1..h_T (all backward
-    needs), and h_out (N, T, H) the same batch-major (the result).
+    wh (H, H); b (H,).  Writes, chunk-major: x_tm (T * N * D,) the input (kept
+    for the weight gradients) and h (T * N * H,) the hidden states h_1..h_T (all
+    backward needs); and h_out (N, T, H), the same batch-major (the result).
     """
-    T, N, D = x_tm.shape
-    H = h.shape[2]
+    N, T, D = x.shape
+    H = wh.shape[0]
+    n_chunks, splits = chunking(n_blocks, N)
+    for q in prange(n_chunks * splits):
+        project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
     for p in prange(n_chunks):
-        project_input_block(x, x_tm, wx, h, p, n_chunks)
-    batch_chunks = min(n_chunks, N)
-    for p in prange(batch_chunks):
-        lo, hi = chunk_bounds(p, batch_chunks, N)
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        h_p = chunk_view(h, T, N, p, n_chunks, H)
         recurrent = np.empty((hi - lo, H), dtype=h.dtype)
         for t in range(T):
-            h_prev = h0[lo:hi] if t == 0 else h[t - 1, lo:hi]
+            h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
             np.dot(h_prev, wh, recurrent)
-            for n in range(lo, hi):
-                row, rec, out = h[t, n], recurrent[n - lo], h_out[n, t]
+            for r in range(hi - lo):
+                row, rec, out = h_p[t, r], recurrent[r], h_out[lo + r, t]
                 for j in range(H):
                     row[j] = tanh(row[j] + rec[j] + b[j])
                     out[j] = row[j]
 
 
 @serial_and_parallel
-def rnn_backward_loop(dh, wh, h, grad_pre, dh0, n_chunks):
+def rnn_backward_loop(dh, wh, h, grad_pre, dh0, n_blocks):
     """Backpropagate through the recurrence run by ``rnn_forward``.
 
-    dh (N, T, H), batch-major: upstream gradient on every h_t; wh (H, H); h (T, N, H) from the
-    forward.  Writes grad_pre (T, N, H), the gradient of the pre-activations
-    (used by the weight-gradient GEMMs), and dh0 (N, H).
+    dh (N, T, H), batch-major: upstream gradient on every h_t; wh (H, H); h, the
+    forward's chunk-major hidden states, with the forward's ``n_blocks``.  Writes
+    grad_pre (T * N * H,), chunk-major, the gradient of the pre-activations (used
+    by the weight-gradient GEMMs), and dh0 (N, H).
     """
-    T, N, H = h.shape
-    batch_chunks = min(n_chunks, N)
-    for p in prange(batch_chunks):
-        lo, hi = chunk_bounds(p, batch_chunks, N)
+    N, T, H = dh.shape
+    n_chunks = chunking(n_blocks, N)[0]
+    for p in prange(n_chunks):
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        h_p = chunk_view(h, T, N, p, n_chunks, H)
+        grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
         dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
         for t in range(T - 1, -1, -1):
-            for n in range(lo, hi):
-                da, h_tn, dh_tn, dh_next_n = grad_pre[t, n], h[t, n], dh[n, t], dh_next[n - lo]
+            for r in range(hi - lo):
+                da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
                 for j in range(H):
                     da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-            np.dot(grad_pre[t, lo:hi], wh.T, dh_next)
+            np.dot(grad_p[t], wh.T, dh_next)
         dh0[lo:hi] = dh_next
