@@ -19,11 +19,11 @@ import numpy as np
 from . import _checks
 from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
-from .kernels.blocked import linear_backward, linear_forward, recurrent_weight_gradients
+from .kernels.blocked import linear_backward, linear_forward
 from .kernels.embedding import embedding_backward, embedding_forward
-from .kernels.lstm import lstm_backward_loop, lstm_forward
+from .kernels.lstm import lstm_backward, lstm_forward
 from .kernels.softmax import softmax_xent
-from .kernels.vanilla import rnn_backward_loop, rnn_forward
+from .kernels.vanilla import rnn_backward, rnn_forward
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
@@ -147,16 +147,12 @@ class _RecurrentLayer(_Layer):
                 np.empty((N, T, H), dtype=dtype))
 
     @staticmethod
-    def _weight_gradients(x_tm, h0, h, grad_pre, wx, T, blocks):
-        """dx (N, T, D), dWx, dWh, db: GEMMs over all T*N rows after the loop."""
+    def _gradient_buffers(x_tm, h0, wx, T):
+        """dx (N, T, D), dWx, dWh, db, for a backward kernel to write."""
         N, H = h0.shape
-        D = wx.shape[0]
-        dx = np.empty((N, T, D), dtype=wx.dtype)
-        dwx = np.empty_like(wx)
-        dwh = np.empty((H, wx.shape[1]), dtype=wx.dtype)
-        db = np.empty(wx.shape[1], dtype=wx.dtype)
-        recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, blocks)
-        return dx, dwx, dwh, db
+        D, G = wx.shape
+        return (np.empty((N, T, D), dtype=wx.dtype), np.empty_like(wx),
+                np.empty((H, G), dtype=wx.dtype), np.empty(G, dtype=wx.dtype))
 
     @staticmethod
     def _upstream(name, grad, shape, dtype):
@@ -184,10 +180,9 @@ class VanillaRNN(_RecurrentLayer):
 
     def _backprop(self, dh, state):
         x_tm, h0, wx, wh, h, T, blocks = state
-        grad_pre = np.empty_like(h)
         dh0 = np.empty_like(h0)
-        rnn_backward_loop(dh, wh, h, grad_pre, dh0, blocks)
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, grad_pre, wx, T, blocks)
+        dx, dwx, dwh, db = self._gradient_buffers(x_tm, h0, wx, T)
+        rnn_backward(dh, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db, blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -252,8 +247,9 @@ class LSTM(_RecurrentLayer):
     def _backprop(self, dh, dc_last, state):
         x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = state
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, blocks)
-        dx, dwx, dwh, db = self._weight_gradients(x_tm, h0, h, gates, wx, T, blocks)
+        dx, dwx, dwh, db = self._gradient_buffers(x_tm, h0, wx, T)
+        lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
+                      dwh, db, blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):

@@ -129,7 +129,7 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     db (M,) = column sums of dout; x (R, K), w (K, M), dout (R, M)."""
     R, M = dout.shape
     K = x.shape[1]
-    w_t = np.ascontiguousarray(w.T)  # see recurrent_weight_gradients
+    w_t = np.ascontiguousarray(w.T)  # see weight_gradient_block
     dw_parts = np.empty((n_chunks, K, M), dtype=dw.dtype)
     db_parts = np.zeros((n_chunks, M), dtype=db.dtype)
     for p in prange(n_chunks):
@@ -144,56 +144,45 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     add_partials(db_parts, db)
 
 
-@serial_and_parallel
-def recurrent_weight_gradients(x_tm, h0, h, grad_pre, wx, dx, dwx, dwh, db, n_blocks):
-    """The GEMMs after a recurrent backward loop, over all T*N rows at once.
+@kernel(inline="always")
+def weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx, dwx_part,
+                          dwh_part, db_part):
+    """Work block q's share of the GEMMs after a recurrent backward loop.
 
     x_tm (T * N * D,), h (T * N * H,) and grad_pre (T * N * G,): chunk-major
-    buffers (the layout ``n_blocks`` gives, as in the forward) of the inputs, the
-    hidden states and the gradient of the pre-activations (G = 4H for an LSTM, H
-    for a tanh RNN); h0 (N, H); wx (D, G).
-    Writes dx (N, T, D) = dA Wx^T, batch-major as the API has it; dwx (D, G) =
-    X^T dA; dwh (H, G) = Hprev^T dA with Hprev = [h0, h_1 .. h_{T-1}]; db (G,) =
-    the column sums of dA.
-    Each work block is a run of steps of one chunk, so its Hprev is one slice of
-    the chunk's h (plus h0 for the block that starts at step 0).
+    buffers of the inputs, the hidden states and the gradient of the
+    pre-activations (G = 4H for an LSTM, H for a tanh RNN); h0 (N, H); wx_t
+    (G, D) = Wx^T, C-contiguous (OpenBLAS ran ``rows @ wx.T`` at half the speed
+    of the copy at the notebook's size: float64 500 x 80 x 10, 23 against 51
+    GFLOP/s).  Writes the block's rows of dx (N, T, D) = dA Wx^T, batch-major, and
+    the block's partial sums dwx_part (D, G) = X^T dA, dwh_part (H, G) = Hprev^T dA
+    with Hprev = [h0, h_1 .. h_{T-1}], and db_part (G,) += the column sums of dA.
+    The block is a run of steps of one chunk, so its Hprev is one slice of the
+    chunk's h (plus h0 for the block that starts at step 0).
     """
     N, T, D = dx.shape
     H = h0.shape[1]
-    G = wx.shape[1]
-    n_chunks, splits = chunking(n_blocks, N)
-    n_work = n_chunks * splits
-    # Wx^T as a C-contiguous copy: OpenBLAS's GEMM with the transposed view ran
-    # at half the speed on the notebook's size (float64, 500 x 80 x 10: 23 against
-    # 51 GFLOP/s); on large sizes the two are level.
-    wx_t = np.ascontiguousarray(wx.T)
-    dwx_parts = np.empty((n_work, D, G), dtype=dwx.dtype)
-    dwh_parts = np.empty((n_work, H, G), dtype=dwh.dtype)
-    db_parts = np.zeros((n_work, G), dtype=db.dtype)
-    for q in prange(n_work):
-        p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
-        R = hi - lo
-        if t1 > t0:
-            x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
-            h_chunk = chunk_view(h, T, N, p, n_chunks, H)
-            grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
-            rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
-            dx_rows = np.dot(rows, wx_t)
-            for i in range(dx_rows.shape[0]):
-                copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])
-            np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_parts[q])
-            if t0 > 0:
-                np.dot(h_chunk[t0 - 1:t1 - 1].reshape((t1 - t0) * R, H).T, rows, dwh_parts[q])
-            else:
-                np.dot(h0[lo:hi].T, grad_chunk[0], dwh_parts[q])
-                if t1 > 1:
-                    later = np.dot(h_chunk[0:t1 - 1].reshape((t1 - 1) * R, H).T,
-                                   grad_chunk[1:t1].reshape((t1 - 1) * R, G))
-                    dwh_parts[q] += later
-            add_column_sums(rows, db_parts[q])
-        else:
-            dwx_parts[q] = 0.0
-            dwh_parts[q] = 0.0
-    add_partials(dwx_parts, dwx)
-    add_partials(dwh_parts, dwh)
-    add_partials(db_parts, db)
+    G = wx_t.shape[0]
+    p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
+    R = hi - lo
+    if t1 == t0:
+        dwx_part[:] = 0.0
+        dwh_part[:] = 0.0
+        return
+    x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
+    h_chunk = chunk_view(h, T, N, p, n_chunks, H)
+    grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
+    rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
+    dx_rows = np.dot(rows, wx_t)
+    for i in range(dx_rows.shape[0]):
+        copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])
+    np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)
+    if t0 > 0:
+        np.dot(h_chunk[t0 - 1:t1 - 1].reshape((t1 - t0) * R, H).T, rows, dwh_part)
+    else:
+        np.dot(h0[lo:hi].T, grad_chunk[0], dwh_part)
+        if t1 > 1:
+            later = np.dot(h_chunk[0:t1 - 1].reshape((t1 - 1) * R, H).T,
+                           grad_chunk[1:t1].reshape((t1 - 1) * R, G))
+            dwh_part += later
+    add_column_sums(rows, db_part)

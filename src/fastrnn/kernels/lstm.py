@@ -9,10 +9,15 @@ transposes).  Gate order along the ``4H`` axis is i, f, o, g.
 
 The input projection ``x Wx`` of all steps is one GEMM per work block before
 the forward loop, and the weight gradients are GEMMs after the backward loop
-(:func:`.blocked.recurrent_weight_gradients`): inside the loops there is only the
+(:func:`.blocked.weight_gradient_block`): inside the loops there is only the
 recurrent GEMM and one fused elementwise pass per step.  Batch rows never
 interact inside a loop, so each chunk runs the whole sequence on its own thread
-with no synchronisation per step.
+with no synchronisation per step.  When there are as many work blocks as chunks,
+a chunk's thread also does the chunk's projection and weight-gradient GEMMs, in
+the same parallel region as its time loop: every region start may have to wake
+a sleeping thread, which costs tens of microseconds on these machines (measured:
+the notebook-size LSTM forward+backward ~20% faster with OpenMP threads that
+never sleep).
 
 ``n_blocks`` (the last argument) fixes the chunks and so the buffers' layout:
 a forward and the backward of its state must be called with the same value.
@@ -23,7 +28,8 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import chunk_bounds, chunk_view, chunking, copy_row, project_input_block
+from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, copy_row,
+                      project_input_block, weight_gradient_block)
 
 
 @serial_and_parallel
@@ -42,9 +48,12 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     G = wh.shape[1]
     H = G // 4
     n_chunks, splits = chunking(n_blocks, N)
-    for q in prange(n_chunks * splits):
-        project_input_block(x, x_tm, wx, gates, q, n_chunks, splits)
+    if splits > 1:
+        for q in prange(n_chunks * splits):
+            project_input_block(x, x_tm, wx, gates, q, n_chunks, splits)
     for p in prange(n_chunks):
+        if splits == 1:
+            project_input_block(x, x_tm, wx, gates, p, n_chunks, 1)
         lo, hi = chunk_bounds(p, n_chunks, N)
         R = hi - lo
         gates_p = chunk_view(gates, T, N, p, n_chunks, G)
@@ -116,21 +125,29 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 
 
 @serial_and_parallel
-def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_blocks):
-    """Backpropagate through the LSTM recurrence run by ``lstm_forward``.
+def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
+                  dwh, db, n_blocks):
+    """Backpropagate through the LSTM run by ``lstm_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H):
-    gradient on the final cell state (zeros for a plain sequence); c0, wh and the
-    forward's chunk-major gates, c and tanh_c, with the forward's ``n_blocks``.
-    ``gates`` is OVERWRITTEN with dA, the gradient of the pre-activations (same
-    layout), for the weight-gradient GEMMs.  Writes dh0 (N, H) and dc0 (N, H).
+    gradient on the final cell state (zeros for a plain sequence); x_tm, h0, c0,
+    wx, wh and the forward's chunk-major gates, c, tanh_c and h, with the
+    forward's ``n_blocks``.  ``gates`` is OVERWRITTEN with dA, the gradient of the
+    pre-activations (same layout).  Writes dx (N, T, D), dh0 and dc0 (N, H), and
+    the weight gradients dwx (D, 4H), dwh (H, 4H), db (4H,).
     """
     N, T, H = dh.shape
+    D = dx.shape[2]
     G = 4 * H
-    n_chunks = chunking(n_blocks, N)[0]
-    # Wh^T as a C-contiguous copy: OpenBLAS's GEMM with the transposed view ran
-    # at 22 GFLOP/s against 37 for the copy (float64, 16 rows x 512 x 128).
+    n_chunks, splits = chunking(n_blocks, N)
+    n_work = n_chunks * splits
+    # Wh^T and Wx^T as C-contiguous copies: OpenBLAS's GEMM with a transposed
+    # view ran at 22 GFLOP/s against 37 for the copy (float64, 16 rows x 512 x 128).
     wh_t = np.ascontiguousarray(wh.T)
+    wx_t = np.ascontiguousarray(wx.T)
+    dwx_parts = np.empty((n_work, D, G), dtype=dwx.dtype)
+    dwh_parts = np.empty((n_work, H, G), dtype=dwh.dtype)
+    db_parts = np.zeros((n_work, G), dtype=db.dtype)
     for p in prange(n_chunks):
         lo, hi = chunk_bounds(p, n_chunks, N)
         R = hi - lo
@@ -147,6 +164,16 @@ def lstm_backward_loop(dh, dc_last, c0, wh, gates, c, tanh_c, dh0, dc0, n_blocks
             np.dot(gates_p[t], wh_t, dh_next)
         dh0[lo:hi] = dh_next
         dc0[lo:hi] = dc_next
+        if splits == 1:
+            weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, gates, wx_t, dx, dwx_parts[p],
+                                  dwh_parts[p], db_parts[p])
+    if splits > 1:
+        for q in prange(n_work):
+            weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, gates, wx_t, dx,
+                                  dwx_parts[q], dwh_parts[q], db_parts[q])
+    add_partials(dwx_parts, dwx)
+    add_partials(dwh_parts, dwh)
+    add_partials(db_parts, db)
 
 
 @kernel(inline="always")

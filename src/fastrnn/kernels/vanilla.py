@@ -12,7 +12,8 @@ from numba import prange
 
 from ._jit import serial_and_parallel
 from .activations import tanh
-from .blocked import chunk_bounds, chunk_view, chunking, project_input_block
+from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, project_input_block,
+                      weight_gradient_block)
 
 
 @serial_and_parallel
@@ -27,9 +28,12 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
     N, T, D = x.shape
     H = wh.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    for q in prange(n_chunks * splits):
-        project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
+    if splits > 1:  # else each chunk projects its own rows (see lstm.py)
+        for q in prange(n_chunks * splits):
+            project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
     for p in prange(n_chunks):
+        if splits == 1:
+            project_input_block(x, x_tm, wx, h, p, n_chunks, 1)
         lo, hi = chunk_bounds(p, n_chunks, N)
         h_p = chunk_view(h, T, N, p, n_chunks, H)
         recurrent = np.empty((hi - lo, H), dtype=h.dtype)
@@ -44,19 +48,24 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
 
 
 @serial_and_parallel
-def rnn_backward_loop(dh, wh, h, grad_pre, dh0, n_blocks):
-    """Backpropagate through the recurrence run by ``rnn_forward``.
+def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blocks):
+    """Backpropagate through the tanh RNN run by ``rnn_forward``.
 
-    dh (N, T, H), batch-major: upstream gradient on every h_t; wh (H, H); h, the
-    forward's chunk-major hidden states, with the forward's ``n_blocks``.  Writes
-    grad_pre (T * N * H,), chunk-major, the gradient of the pre-activations (used
-    by the weight-gradient GEMMs), and dh0 (N, H).
+    dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, h0, wx, wh
+    and the forward's chunk-major hidden states h, with the forward's
+    ``n_blocks``.  grad_pre (T * N * H,) is work space (the gradient of the
+    pre-activations, chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight
+    gradients dwx (D, H), dwh (H, H), db (H,).
     """
     N, T, H = dh.shape
-    n_chunks = chunking(n_blocks, N)[0]
-    # Wh^T as a C-contiguous copy: OpenBLAS's GEMM with the transposed view ran
-    # at 22 GFLOP/s against 37 for the copy (float64, 16 rows x 512 x 128).
-    wh_t = np.ascontiguousarray(wh.T)
+    D = dx.shape[2]
+    n_chunks, splits = chunking(n_blocks, N)
+    n_work = n_chunks * splits
+    wh_t = np.ascontiguousarray(wh.T)  # contiguous copies: see lstm_backward
+    wx_t = np.ascontiguousarray(wx.T)
+    dwx_parts = np.empty((n_work, D, H), dtype=dwx.dtype)
+    dwh_parts = np.empty((n_work, H, H), dtype=dwh.dtype)
+    db_parts = np.zeros((n_work, H), dtype=db.dtype)
     for p in prange(n_chunks):
         lo, hi = chunk_bounds(p, n_chunks, N)
         h_p = chunk_view(h, T, N, p, n_chunks, H)
@@ -69,3 +78,13 @@ def rnn_backward_loop(dh, wh, h, grad_pre, dh0, n_blocks):
                     da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
             np.dot(grad_p[t], wh_t, dh_next)
         dh0[lo:hi] = dh_next
+        if splits == 1:
+            weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, grad_pre, wx_t, dx, dwx_parts[p],
+                                  dwh_parts[p], db_parts[p])
+    if splits > 1:
+        for q in prange(n_work):
+            weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx,
+                                  dwx_parts[q], dwh_parts[q], db_parts[q])
+    add_partials(dwx_parts, dwx)
+    add_partials(dwh_parts, dwh)
+    add_partials(db_parts, db)
