@@ -48,8 +48,18 @@ CELLS = {"lstm": (LSTM, 4, numpy_lib.lstm_forward, numpy_lib.lstm_backward),
          "rnn": (VanillaRNN, 1, numpy_lib.rnn_forward, numpy_lib.rnn_backward)}
 
 
+# Pause before each measurement.  A library's idle worker threads keep spinning
+# for a while after its last call (OpenBLAS's for ~0.1 s, OpenMP's for a spin
+# count), and on 2 cores they take one away from whatever is timed next: measured,
+# the notebook-size fastrnn LSTM timed right after the numpy GEMM-peak run took
+# 0.31 ms against 0.18-0.21 ms on a quiet machine.
+SETTLE_S = 0.5
+
+
 def median_ms(fn, budget_s, min_repeats=3, max_repeats=200):
-    """Median wall time of fn() in ms, after one warm-up call, within about budget_s."""
+    """Median wall time of fn() in ms, after a pause (``SETTLE_S``) and one warm-up
+    call, within about budget_s."""
+    time.sleep(SETTLE_S)
     fn()
     times = []
     start = time.perf_counter()

@@ -414,3 +414,25 @@ def test_changing_the_initial_state_after_forward_does_not_change_backward(cell_
     got = layer.backward(dh)
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell_type", ['rnn', 'lstm'])
+def test_state_buffers_reused_across_iterations_leave_results_and_outputs_intact(cell_type):
+    """A layer reuses the buffers of a consumed state for its next forward: every
+    iteration must still match the reference, and nothing returned earlier change."""
+    N, T, D, H = 4, 6, 3, 5
+    layer = make_recurrent(cell_type, D, H, np.float64, 1.0)
+    kept = []
+    for _ in range(3):
+        x, h0, dh = np.random.randn(N, T, D), np.random.randn(N, H), np.random.randn(N, T, H)
+        h = layer.forward(x, h0)
+        dx, dh0 = layer.backward(dh)
+        h_ref, grads_ref = reference_sequence(cell_type, x, h0, dh, *weights(layer))
+        assert_matches(h, h_ref, np.float64, "h")
+        assert_matches(dx, grads_ref[0], np.float64, "dx")
+        assert_matches(layer.grads[layer.wh_name], grads_ref[3], np.float64, "dWh")
+        kept.append((h, h.copy(), dx, dx.copy()))
+    assert layer._spare is not None, "no buffers were kept for reuse: the test tested nothing"
+    for h, h_then, dx, dx_then in kept:
+        np.testing.assert_array_equal(h, h_then)
+        np.testing.assert_array_equal(dx, dx_then)

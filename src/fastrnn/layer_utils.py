@@ -83,6 +83,7 @@ class _RecurrentLayer(_Layer):
 
     def __init__(self, input_dim, h_dim, init_scale, name, dtype):
         super().__init__(name, dtype)
+        self._spare = None  # buffers of a consumed state, see _state_buffers
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.h_dim = _checks.positive_int("h_dim", h_dim)
         self.wx_name = name + "_wx"
@@ -137,14 +138,21 @@ class _RecurrentLayer(_Layer):
         G = self.gates_per_unit * H
         return chunks_for(N * T, 2 * T * N * G * (D + H) + 30 * T * N * G)
 
-    @staticmethod
-    def _forward_buffers(x, H, dtype):
-        """Buffers a forward kernel writes: x and the hidden states as flat
-        chunk-major buffers (T * N * D,) and (T * N * H,) (see kernels.blocked),
-        and the result h batch-major (N, T, H)."""
-        N, T, D = x.shape
-        return (np.empty(T * N * D, dtype=dtype), np.empty(T * N * H, dtype=dtype),
-                np.empty((N, T, H), dtype=dtype))
+    def _state_buffers(self, sizes, dtype):
+        """Flat buffers of the given sizes for the state a forward stores.
+
+        The buffers of the last state a backward consumed are reused when they
+        fit: a large buffer freed and allocated again comes back as fresh pages
+        that the kernel zeroes on first touch (measured: 7% of an LSTM forward at
+        (64, 100, 256, 256) float64 in clear_page).  The layer holds on to one
+        consumed state's buffers between a backward and the next forward; no
+        array a caller can see is ever reused.
+        """
+        spare, self._spare = self._spare, None
+        if (spare is not None and spare[0].dtype == dtype
+                and tuple(buffer.size for buffer in spare) == tuple(sizes)):
+            return spare
+        return tuple(np.empty(size, dtype=dtype) for size in sizes)
 
     @staticmethod
     def _gradient_buffers(x_tm, h0, wx, T):
@@ -174,7 +182,9 @@ class VanillaRNN(_RecurrentLayer):
     def _run(self, x, h0, wx, wh, b):
         N, T, D = x.shape
         blocks = self._blocks(N, T, D)
-        x_tm, h, h_out = self._forward_buffers(x, self.h_dim, wx.dtype)
+        H = self.h_dim
+        x_tm, h = self._state_buffers((T * N * D, T * N * H), wx.dtype)
+        h_out = np.empty((N, T, H), dtype=wx.dtype)
         rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, blocks)
         return h_out, (x_tm, h0, wx, wh, h, T, blocks)
 
@@ -213,6 +223,7 @@ class VanillaRNN(_RecurrentLayer):
         N, H = h0.shape
         dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
         dx, dh0, dwx, dwh, db = self._backprop(dh, state)
+        self._spare = (state[0], state[4])  # x_tm, h: see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
@@ -236,10 +247,9 @@ class LSTM(_RecurrentLayer):
         N, T, D = x.shape
         H = self.h_dim
         blocks = self._blocks(N, T, D)
-        x_tm, h, h_out = self._forward_buffers(x, H, wx.dtype)
-        gates = np.empty(T * N * 4 * H, dtype=wx.dtype)
-        c = np.empty(T * N * H, dtype=wx.dtype)
-        tanh_c = np.empty(T * N * H, dtype=wx.dtype)
+        x_tm, gates, c, tanh_c, h = self._state_buffers(
+            (T * N * D, T * N * 4 * H, T * N * H, T * N * H, T * N * H), wx.dtype)
+        h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, blocks)
         return h_out, c_last, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks)
@@ -291,6 +301,7 @@ class LSTM(_RecurrentLayer):
         N, H = h0.shape
         dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
         dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h0.dtype), state)
+        self._spare = state[0:1] + state[5:9]  # x_tm, gates, c, tanh_c, h: see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
