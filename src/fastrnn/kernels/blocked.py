@@ -86,14 +86,15 @@ def work_block(q, n_chunks, splits, N, T):
     return p, lo, hi, t0, t1
 
 
-@kernel(inline="always")
+@kernel
 def project_input_block(x, x_tm, wx, out, q, n_chunks, splits):
     """Work block q of a recurrent layer's input projection.
 
     x (N, T, D) batch-major; x_tm (T * N * D,) and out (T * N * G,) chunk-major:
     writes the block's rows of x_tm (the input, kept for the weight gradients)
-    and of out = x Wx.  Called from inside a kernel's ``prange`` over the blocks
-    (a ``prange`` in an inlined function would not run in parallel).
+    and of out = x Wx.  Called from inside a kernel's ``prange`` over the blocks.
+    Not inlined (like ``weight_gradient_block``): compiled once and called from
+    every build of every recurrent kernel, which keeps the first compile short.
     """
     N, T, D = x.shape
     G = wx.shape[1]
@@ -144,7 +145,7 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     add_partials(db_parts, db)
 
 
-@kernel(inline="always")
+@kernel
 def weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx, dwx_part,
                           dwh_part, db_part):
     """Work block q's share of the GEMMs after a recurrent backward loop.

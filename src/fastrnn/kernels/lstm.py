@@ -44,9 +44,7 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     h (T * N * H,) the hidden states h_1..h_T.  Writes h_out (N, T, H), the
     hidden states batch-major (the result), and c_last (N, H) = c_T.
     """
-    N, T, D = x.shape
-    G = wh.shape[1]
-    H = G // 4
+    N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
     if splits > 1:
         for q in prange(n_chunks * splits):
@@ -54,23 +52,34 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, gates, p, n_chunks, 1)
-        lo, hi = chunk_bounds(p, n_chunks, N)
-        R = hi - lo
-        gates_p = chunk_view(gates, T, N, p, n_chunks, G)
-        c_p = chunk_view(c, T, N, p, n_chunks, H)
-        tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
-        h_p = chunk_view(h, T, N, p, n_chunks, H)
-        recurrent = np.empty((R, G), dtype=gates.dtype)
-        bias, scale = tiled_bias_and_scale(b, R)
-        for t in range(T):
-            h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-            c_prev = c0[lo:hi] if t == 0 else c_p[t - 1]
-            np.dot(h_prev, wh, recurrent)
-            gate_block(gates_p[t], recurrent, bias, scale, c_prev, c_p[t], tanh_p[t], h_p[t])
-            for r in range(R):
-                copy_row(h_p[t, r], h_out[lo + r, t])
+        _forward_chunk(p, n_chunks, h0, c0, wh, b, gates, c, tanh_c, h, h_out, c_last)
+
+
+# The time loop of one chunk is a function of its own, not inlined: compiled once
+# and called from both builds of the kernel, it keeps the first compile short
+# (the parallel build's own compile time grows with the size of its loop body).
+@kernel
+def _forward_chunk(p, n_chunks, h0, c0, wh, b, gates, c, tanh_c, h, h_out, c_last):
+    """The time loop of chunk p of ``lstm_forward`` (same arguments)."""
+    N, T, H = h_out.shape
+    G = 4 * H
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
+    gates_p = chunk_view(gates, T, N, p, n_chunks, G)
+    c_p = chunk_view(c, T, N, p, n_chunks, H)
+    tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
+    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    recurrent = np.empty((R, G), dtype=gates.dtype)
+    bias, scale = tiled_bias_and_scale(b, R)
+    for t in range(T):
+        h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
+        c_prev = c0[lo:hi] if t == 0 else c_p[t - 1]
+        np.dot(h_prev, wh, recurrent)
+        gate_block(gates_p[t], recurrent, bias, scale, c_prev, c_p[t], tanh_p[t], h_p[t])
         for r in range(R):
-            copy_row(c_p[T - 1, r], c_last[lo + r])
+            copy_row(h_p[t, r], h_out[lo + r, t])
+    for r in range(R):
+        copy_row(c_p[T - 1, r], c_last[lo + r])
 
 
 @kernel(inline="always")
@@ -149,21 +158,7 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
     dwh_parts = np.empty((n_work, H, G), dtype=dwh.dtype)
     db_parts = np.zeros((n_work, G), dtype=db.dtype)
     for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
-        R = hi - lo
-        gates_p = chunk_view(gates, T, N, p, n_chunks, G)
-        c_p = chunk_view(c, T, N, p, n_chunks, H)
-        tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
-        dh_next = np.zeros((R, H), dtype=gates.dtype)
-        dc_next = dc_last[lo:hi].copy()
-        for t in range(T - 1, -1, -1):
-            for r in range(R):
-                c_prev = c0[lo + r] if t == 0 else c_p[t - 1, r]
-                _gate_grad_pass(gates_p[t, r], c_prev, tanh_p[t, r], dh[lo + r, t], dh_next[r],
-                                dc_next[r])
-            np.dot(gates_p[t], wh_t, dh_next)
-        dh0[lo:hi] = dh_next
-        dc0[lo:hi] = dc_next
+        _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, gates, c, tanh_c, dh0, dc0)
         if splits == 1:
             weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, gates, wx_t, dx, dwx_parts[p],
                                   dwh_parts[p], db_parts[p])
@@ -174,6 +169,29 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
     add_partials(dwx_parts, dwx)
     add_partials(dwh_parts, dwh)
     add_partials(db_parts, db)
+
+
+@kernel
+def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, gates, c, tanh_c, dh0, dc0):
+    """The backward time loop of chunk p of ``lstm_backward`` (same arguments;
+    wh_t = Wh^T, C-contiguous); not inlined, like ``_forward_chunk``."""
+    N, T, H = dh.shape
+    G = 4 * H
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
+    gates_p = chunk_view(gates, T, N, p, n_chunks, G)
+    c_p = chunk_view(c, T, N, p, n_chunks, H)
+    tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
+    dh_next = np.zeros((R, H), dtype=gates.dtype)
+    dc_next = dc_last[lo:hi].copy()
+    for t in range(T - 1, -1, -1):
+        for r in range(R):
+            c_prev = c0[lo + r] if t == 0 else c_p[t - 1, r]
+            _gate_grad_pass(gates_p[t, r], c_prev, tanh_p[t, r], dh[lo + r, t], dh_next[r],
+                            dc_next[r])
+        np.dot(gates_p[t], wh_t, dh_next)
+    dh0[lo:hi] = dh_next
+    dc0[lo:hi] = dc_next
 
 
 @kernel(inline="always")

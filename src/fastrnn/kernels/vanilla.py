@@ -10,7 +10,7 @@ GEMM and the bias and applies tanh in place; backward needs only ``h``
 import numpy as np
 from numba import prange
 
-from ._jit import serial_and_parallel
+from ._jit import kernel, serial_and_parallel
 from .activations import tanh
 from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, project_input_block,
                       weight_gradient_block)
@@ -25,8 +25,7 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
     for the weight gradients) and h (T * N * H,) the hidden states h_1..h_T (all
     backward needs); and h_out (N, T, H), the same batch-major (the result).
     """
-    N, T, D = x.shape
-    H = wh.shape[0]
+    N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
@@ -34,17 +33,25 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, h, p, n_chunks, 1)
-        lo, hi = chunk_bounds(p, n_chunks, N)
-        h_p = chunk_view(h, T, N, p, n_chunks, H)
-        recurrent = np.empty((hi - lo, H), dtype=h.dtype)
-        for t in range(T):
-            h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-            np.dot(h_prev, wh, recurrent)
-            for r in range(hi - lo):
-                row, rec, out = h_p[t, r], recurrent[r], h_out[lo + r, t]
-                for j in range(H):
-                    row[j] = tanh(row[j] + rec[j] + b[j])
-                    out[j] = row[j]
+        _forward_chunk(p, n_chunks, h0, wh, b, h, h_out)
+
+
+@kernel
+def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
+    """The time loop of chunk p of ``rnn_forward`` (same arguments); a function of
+    its own so that both builds share one compiled copy (see lstm.py)."""
+    N, T, H = h_out.shape
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    recurrent = np.empty((hi - lo, H), dtype=h.dtype)
+    for t in range(T):
+        h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
+        np.dot(h_prev, wh, recurrent)
+        for r in range(hi - lo):
+            row, rec, out = h_p[t, r], recurrent[r], h_out[lo + r, t]
+            for j in range(H):
+                row[j] = tanh(row[j] + rec[j] + b[j])
+                out[j] = row[j]
 
 
 @serial_and_parallel
@@ -67,17 +74,7 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blo
     dwh_parts = np.empty((n_work, H, H), dtype=dwh.dtype)
     db_parts = np.zeros((n_work, H), dtype=db.dtype)
     for p in prange(n_chunks):
-        lo, hi = chunk_bounds(p, n_chunks, N)
-        h_p = chunk_view(h, T, N, p, n_chunks, H)
-        grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
-        dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
-        for t in range(T - 1, -1, -1):
-            for r in range(hi - lo):
-                da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
-                for j in range(H):
-                    da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-            np.dot(grad_p[t], wh_t, dh_next)
-        dh0[lo:hi] = dh_next
+        _backward_chunk(p, n_chunks, dh, wh_t, h, grad_pre, dh0)
         if splits == 1:
             weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, grad_pre, wx_t, dx, dwx_parts[p],
                                   dwh_parts[p], db_parts[p])
@@ -88,3 +85,21 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blo
     add_partials(dwx_parts, dwx)
     add_partials(dwh_parts, dwh)
     add_partials(db_parts, db)
+
+
+@kernel
+def _backward_chunk(p, n_chunks, dh, wh_t, h, grad_pre, dh0):
+    """The backward time loop of chunk p of ``rnn_backward`` (same arguments; wh_t =
+    Wh^T, C-contiguous)."""
+    N, T, H = dh.shape
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
+    dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
+    for t in range(T - 1, -1, -1):
+        for r in range(hi - lo):
+            da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
+            for j in range(H):
+                da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
+        np.dot(grad_p[t], wh_t, dh_next)
+    dh0[lo:hi] = dh_next
