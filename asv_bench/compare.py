@@ -17,6 +17,7 @@ meanwhile: with 2 cores, any other load halves the figures.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -37,10 +38,11 @@ from fastrnn.layer_utils import LSTM, VanillaRNN, temporal_softmax_loss  # noqa:
 from fastrnn.optim import Adam  # noqa: E402
 from fastrnn.rnn import LanguageModelRNN  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # PyTorch is optional: its columns are then left out
-    torch = None
+# PyTorch is optional (its columns are then left out) and is timed in a process
+# of its own (``--torch-worker``): loaded into the same process, its OpenMP
+# runtime slowed fastrnn's two-thread kernels (measured: notebook-size LSTM,
+# float32, 125 -> 150 us; float64 183 -> 236 us median).
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 SIZES = [(10, 50, 10, 20), (32, 100, 64, 128), (64, 100, 256, 256), (64, 50, 512, 1024)]
 DTYPES = [np.float64, np.float32]
@@ -59,7 +61,8 @@ SETTLE_S = 0.5
 def median_ms(fn, budget_s, min_repeats=3, max_repeats=200):
     """Median wall time of fn() in ms, after a pause (``SETTLE_S``) and one warm-up
     call, within about budget_s."""
-    time.sleep(SETTLE_S)
+    if budget_s > 0:  # (a zero budget is a smoke run: no pause)
+        time.sleep(SETTLE_S)
     fn()
     times = []
     start = time.perf_counter()
@@ -86,15 +89,20 @@ def layer_flops(cell, N, T, D, H):
     return (24 if cell == "lstm" else 6) * N * T * H * (D + H)
 
 
-def time_layer(cell, dtype, size, budget_s):
-    """{'fastrnn': ms, 'numpy': ms, 'torch': ms or None} for one layer step."""
+def layer_inputs(cell, dtype, size):
+    """x, h0, dh and a fastrnn layer for one cell and size, the same in every process."""
     N, T, D, H = size
-    layer_class, gates, np_forward, np_backward = CELLS[cell]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, T, D)).astype(dtype)
     h0 = rng.standard_normal((N, H)).astype(dtype)
     dh = rng.standard_normal((N, T, H)).astype(dtype)
-    layer = layer_class(D, H, init_scale=0.1, dtype=dtype)
+    return x, h0, dh, CELLS[cell][0](D, H, init_scale=0.1, dtype=dtype)
+
+
+def time_layer(cell, dtype, size, budget_s):
+    """{'fastrnn': ms, 'numpy': ms} for one layer step."""
+    _, _, np_forward, np_backward = CELLS[cell]
+    x, h0, dh, layer = layer_inputs(cell, dtype, size)
     wx, wh, b = (layer.params[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))
 
     def fastrnn_step():
@@ -105,23 +113,51 @@ def time_layer(cell, dtype, size, budget_s):
         _, caches = np_forward(x, h0, wx, wh, b)
         np_backward(dh, caches, wx, wh)
 
-    result = {"fastrnn": median_ms(fastrnn_step, budget_s),
-              "numpy": median_ms(numpy_step, budget_s), "torch": None}
-    if torch is not None:
-        tdtype = torch.float64 if dtype == np.float64 else torch.float32
-        module = (torch.nn.LSTM(D, H, batch_first=True) if cell == "lstm"
-                  else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)).to(tdtype)
-        tx = torch.tensor(x, requires_grad=True)
-        th0 = torch.tensor(h0[None], requires_grad=True)
-        tdh = torch.tensor(dh)
-        state = (th0, torch.zeros_like(th0)) if cell == "lstm" else th0
+    return {"fastrnn": median_ms(fastrnn_step, budget_s),
+            "numpy": median_ms(numpy_step, budget_s)}
 
-        def torch_step():
-            out, _ = module(tx, state)
-            out.backward(tdh)
 
-        result["torch"] = median_ms(torch_step, budget_s)
-    return result
+def torch_worker(sizes, budget_s):
+    """Run in a process of its own: print JSON {"version": ..., "times": {key: ms}} for
+    torch ``nn.LSTM`` / ``nn.RNN`` at every cell, dtype and size."""
+    import torch
+
+    times = {}
+    for cell in CELLS:
+        for dtype in DTYPES:
+            for size in sizes:
+                N, T, D, H = size
+                x, h0, dh, _ = layer_inputs(cell, dtype, size)
+                tdtype = torch.float64 if dtype == np.float64 else torch.float32
+                module = (torch.nn.LSTM(D, H, batch_first=True) if cell == "lstm"
+                          else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)).to(tdtype)
+                tx = torch.tensor(x, requires_grad=True)
+                th0 = torch.tensor(h0[None], requires_grad=True)
+                tdh = torch.tensor(dh)
+                state = (th0, torch.zeros_like(th0)) if cell == "lstm" else th0
+
+                def torch_step():
+                    out, _ = module(tx, state)
+                    out.backward(tdh)
+
+                times[layer_key(cell, dtype, size)] = median_ms(torch_step, budget_s)
+    print(json.dumps({"version": f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+                      "times": times}))
+
+
+def layer_key(cell, dtype, size):
+    return f"{cell} {np.dtype(dtype).name} {' '.join(map(str, size))}"
+
+
+def torch_times(quick, budget_s):
+    """torch_worker's result from a child process, or None without PyTorch."""
+    if not HAVE_TORCH:
+        return None
+    command = [sys.executable, os.path.abspath(__file__), "--torch-worker"]
+    if quick:
+        command.append("--quick")
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def time_language_model(vocab, dtype, budget_s):
@@ -229,7 +265,7 @@ def lstm_memory(size):
     return added + inputs, stored + inputs + outputs + weight_grads
 
 
-def machine_line():
+def machine_line(torch_version=None):
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -239,8 +275,8 @@ def machine_line():
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}",
                 f"numba {__import__('numba').__version__}", f"scipy {__import__('scipy').__version__}",
                 f"fastrnn {fastrnn.__version__}"]
-    if torch is not None:
-        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if torch_version:
+        versions.append(torch_version)
     return f"{cpu}, {os.cpu_count()} cores; fastrnn threads {fastrnn.get_num_threads()}; " \
            + ", ".join(versions)
 
@@ -250,10 +286,16 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smallest size only, short budgets")
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     budget = 0.2 if args.quick else 2.0
     sizes = SIZES[:1] if args.quick else SIZES
+    if args.torch_worker:
+        torch_worker(sizes, budget)
+        return
+    torch_result = torch_times(args.quick, budget)  # first, while this process is idle
+    torch_version = torch_result["version"] if torch_result else None
     lines, figures = [], {"layers": [], "language_model": [], "generation": {}}
 
     def say(text=""):
@@ -262,7 +304,7 @@ def main(argv=None):
 
     say(f"# fastrnn side by side ({datetime.date.today().isoformat()})")
     say()
-    say(f"Machine: {machine_line()}")
+    say(f"Machine: {machine_line(torch_version)}")
     peaks = {np.dtype(d).name: gemm_gflops(d, budget) for d in DTYPES}
     say("GEMM peak (numpy matmul 2048^3, all cores): "
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
@@ -277,6 +319,8 @@ def main(argv=None):
             name = np.dtype(dtype).name
             for size in sizes:
                 t = time_layer(cell, dtype, size, budget)
+                t["torch"] = torch_result["times"][layer_key(cell, dtype, size)] if torch_result \
+                    else None
                 gflops = layer_flops(cell, *size) / (t["fastrnn"] * 1e6)
                 torch_ms = f"{t['torch']:.3f}" if t["torch"] else "-"
                 torch_ratio = f"{t['torch'] / t['fastrnn']:.2f}x" if t["torch"] else "-"
@@ -316,7 +360,8 @@ def main(argv=None):
             f.write("\n".join(lines) + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=machine_line(), gemm_gflops=peaks, **figures), f, indent=1)
+            json.dump(dict(machine=machine_line(torch_version), gemm_gflops=peaks, **figures), f,
+                      indent=1)
 
 
 if __name__ == "__main__":

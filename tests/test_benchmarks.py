@@ -75,6 +75,18 @@ def test_comparison_pieces_on_a_tiny_problem():
     assert peak > 0 and formula > 0
 
 
+def test_pytorch_is_timed_in_a_process_of_its_own():
+    compare = load(BENCH_DIR / "compare.py")
+    if not compare.HAVE_TORCH:
+        pytest.skip("PyTorch is optional and not installed here")
+    result = compare.torch_times(quick=True, budget_s=0.0)
+    assert result["version"].startswith("torch ")
+    expected = {compare.layer_key(cell, dtype, compare.SIZES[0])
+                for cell in compare.CELLS for dtype in compare.DTYPES}
+    assert set(result["times"]) == expected
+    assert all(ms > 0 and math.isfinite(ms) for ms in result["times"].values())
+
+
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
 def test_numpy_baseline_agrees_with_fastrnn(cell):
     """The baseline must compute the same thing, or its timings mean nothing."""
