@@ -7,8 +7,9 @@ reassignment take effect), validate every array, allocate the outputs and call a
 kernel from :mod:`fastrnn.kernels`.
 
 Shapes: N batch, T time steps, D input size, H hidden size, V vocabulary size.
-Internally the recurrent layers work time-major ``(T, N, ...)``; the API stays
-batch-major ``(N, T, ...)``.  The compute dtype of a layer is the dtype of its
+Internally the recurrent layers store their state time-major per thread's chunk
+of the batch (see :mod:`fastrnn.kernels.blocked`); the API stays batch-major
+``(N, T, ...)``.  The compute dtype of a layer is the dtype of its
 parameters (``dtype=np.float64`` by default, ``np.float32`` for speed).
 """
 

@@ -16,7 +16,7 @@ time-major ``(T, N, M)``.  A buffer shared time-major by all chunks would
 interleave the chunks' rows at every step, and two threads writing their own
 rows of the same step's block slow each other down badly (measured at the
 notebook's size: a cell update 2.5x slower on two threads than one thread doing
-both halves, and run-to-run swings of 2x with the buffers' alignment).
+both halves, and the whole forward swinging 2x between processes).
 """
 
 import numpy as np
