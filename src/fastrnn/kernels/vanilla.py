@@ -12,8 +12,8 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, project_input_block,
-                      weight_gradient_block)
+from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, copy_row,
+                      project_input_block, weight_gradient_block)
 
 
 @serial_and_parallel
@@ -42,16 +42,24 @@ def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
     its own so that both builds share one compiled copy (see lstm.py)."""
     N, T, H = h_out.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
     h_p = chunk_view(h, T, N, p, n_chunks, H)
-    recurrent = np.empty((hi - lo, H), dtype=h.dtype)
+    recurrent = np.empty((R, H), dtype=h.dtype)
+    rec_flat = recurrent.reshape(R * H)
+    # The bias tiled over the block's rows, so that tanh runs as one loop over the
+    # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
+    bias = np.empty(R * H, dtype=h.dtype)
+    for r in range(R):
+        for j in range(H):
+            bias[r * H + j] = b[j]
     for t in range(T):
         h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
         np.dot(h_prev, wh, recurrent)
-        for r in range(hi - lo):
-            row, rec, out = h_p[t, r], recurrent[r], h_out[lo + r, t]
-            for j in range(H):
-                row[j] = tanh(row[j] + rec[j] + b[j])
-                out[j] = row[j]
+        block = h_p[t].reshape(R * H)
+        for k in range(R * H):
+            block[k] = tanh(block[k] + rec_flat[k] + bias[k])
+        for r in range(R):
+            copy_row(h_p[t, r], h_out[lo + r, t])
 
 
 @serial_and_parallel
