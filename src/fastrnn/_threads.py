@@ -25,7 +25,7 @@ from threadpoolctl import ThreadpoolController
 
 # Below this many floating-point operations a kernel runs on one thread.  Measured
 # on the 2-core machines (AMD EPYC, Numba's omp layer, fastrnn forward+backward,
-# serial / two threads): notebook LSTM (10, 50, 10, 20), 2.4 MFLOP per forward
+# serial / two threads): notebook LSTM (10, 50, 10, 20), 3.6 MFLOP per forward
 # by the layers' count, 1.38x (f64) and 1.24x (f32) faster on two threads; the
 # same RNN, 0.9 MFLOP, 1.10x and 0.90x; LSTM (10, 10, 10, 20), 0.7 MFLOP, 0.98x
 # and 0.89x.  The notebook's language-model iteration at 200 words went from
@@ -68,11 +68,15 @@ def get_num_threads():
     return numba.get_num_threads()
 
 
+def _one_block_per_thread(rows):
+    return max(1, min(numba.get_num_threads(), rows))
+
+
 def chunks_for(rows, flops):
     """How many blocks of ``rows`` to run in parallel for ``flops`` of work (1 = serial)."""
     if rows < 2 or flops < PARALLEL_MIN_FLOPS:  # checked first: asking Numba costs ~2 us
         return 1
-    return max(1, min(numba.get_num_threads(), rows))
+    return _one_block_per_thread(rows)
 
 
 def generation_chunks(vocab, hidden):
@@ -80,7 +84,7 @@ def generation_chunks(vocab, hidden):
     (1 = serial); see ``GENERATION_PARALLEL_MIN_MACS``."""
     if vocab * hidden < GENERATION_PARALLEL_MIN_MACS:
         return 1
-    return max(1, min(numba.get_num_threads(), vocab))
+    return _one_block_per_thread(vocab)
 
 
 pin_kernel_blas_to_one_thread()

@@ -156,7 +156,7 @@ class _RecurrentLayer(_Layer):
         return tuple(np.empty(size, dtype=dtype) for size in sizes)
 
     @staticmethod
-    def _gradient_buffers(x_tm, h0, wx, T):
+    def _gradient_buffers(h0, wx, T):
         """dx (N, T, D), dWx, dWh, db, for a backward kernel to write."""
         N, H = h0.shape
         D, G = wx.shape
@@ -192,7 +192,7 @@ class VanillaRNN(_RecurrentLayer):
     def _backprop(self, dh, state):
         x_tm, h0, wx, wh, h, T, blocks = state
         dh0 = np.empty_like(h0)
-        dx, dwx, dwh, db = self._gradient_buffers(x_tm, h0, wx, T)
+        dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         rnn_backward(dh, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db, blocks)
         return dx, dh0, dwx, dwh, db
 
@@ -258,7 +258,7 @@ class LSTM(_RecurrentLayer):
     def _backprop(self, dh, dc_last, state):
         x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = state
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        dx, dwx, dwh, db = self._gradient_buffers(x_tm, h0, wx, T)
+        dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
                       dwh, db, blocks)
         return dx, dh0, dc0, dwx, dwh, db

@@ -62,6 +62,34 @@ def add_partials(partials, out):
 
 
 @kernel(inline="always")
+def tiled(b, rows):
+    """b (M,) repeated for ``rows`` rows, flat (rows * M,): a bias laid over a
+    contiguous block of rows, so one loop covers the whole block."""
+    M = b.shape[0]
+    out = np.empty(rows * M, dtype=b.dtype)
+    for r in range(rows):
+        for j in range(M):
+            out[r * M + j] = b[j]
+    return out
+
+
+@kernel(inline="always")
+def weight_gradient_parts(n_work, D, H, G, dtype):
+    """Per-block partial sums for ``weight_gradient_block``: (dwx (n_work, D, G),
+    dwh (n_work, H, G), db (n_work, G) zeroed)."""
+    return (np.empty((n_work, D, G), dtype=dtype), np.empty((n_work, H, G), dtype=dtype),
+            np.zeros((n_work, G), dtype=dtype))
+
+
+@kernel(inline="always")
+def sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db):
+    """dwx, dwh, db = the sums of the blocks' partials."""
+    add_partials(dwx_parts, dwx)
+    add_partials(dwh_parts, dwh)
+    add_partials(db_parts, db)
+
+
+@kernel(inline="always")
 def chunking(n_blocks, N):
     """(n_chunks, splits): ``n_blocks`` work blocks as ``n_chunks`` chunks of the N
     batch rows (at most one per row) times ``splits`` runs of time steps each."""

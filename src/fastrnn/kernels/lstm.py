@@ -28,8 +28,8 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, copy_row,
-                      project_input_block, weight_gradient_block)
+from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
+                      sum_weight_gradients, tiled, weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -88,14 +88,11 @@ def tiled_bias_and_scale(b, rows):
     scale: 1 for the sigmoid gates i, f, o and 2 for g, since tanh(z) = 2 sigmoid(2z) - 1.
     Both (rows * 4H,)."""
     G = b.shape[0]
-    bias = np.empty(rows * G, dtype=b.dtype)
     scale = np.ones(rows * G, dtype=b.dtype)
     for r in range(rows):
-        for j in range(G):
-            bias[r * G + j] = b[j]
         for j in range(3 * G // 4, G):
             scale[r * G + j] = 2.0
-    return bias, scale
+    return tiled(b, rows), scale
 
 
 @kernel(inline="always")
@@ -154,9 +151,7 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
     # view ran at 22 GFLOP/s against 37 for the copy (float64, 16 rows x 512 x 128).
     wh_t = np.ascontiguousarray(wh.T)
     wx_t = np.ascontiguousarray(wx.T)
-    dwx_parts = np.empty((n_work, D, G), dtype=dwx.dtype)
-    dwh_parts = np.empty((n_work, H, G), dtype=dwh.dtype)
-    db_parts = np.zeros((n_work, G), dtype=db.dtype)
+    dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, gates, c, tanh_c, dh0, dc0)
         if splits == 1:
@@ -166,9 +161,7 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
         for q in prange(n_work):
             weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, gates, wx_t, dx,
                                   dwx_parts[q], dwh_parts[q], db_parts[q])
-    add_partials(dwx_parts, dwx)
-    add_partials(dwh_parts, dwh)
-    add_partials(db_parts, db)
+    sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
 @kernel

@@ -12,8 +12,8 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (add_partials, chunk_bounds, chunk_view, chunking, copy_row,
-                      project_input_block, weight_gradient_block)
+from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
+                      sum_weight_gradients, tiled, weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -48,10 +48,7 @@ def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
     rec_flat = recurrent.reshape(R * H)
     # The bias tiled over the block's rows, so that tanh runs as one loop over the
     # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
-    bias = np.empty(R * H, dtype=h.dtype)
-    for r in range(R):
-        for j in range(H):
-            bias[r * H + j] = b[j]
+    bias = tiled(b, R)
     for t in range(T):
         h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
         np.dot(h_prev, wh, recurrent)
@@ -78,9 +75,7 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blo
     n_work = n_chunks * splits
     wh_t = np.ascontiguousarray(wh.T)  # contiguous copies: see lstm_backward
     wx_t = np.ascontiguousarray(wx.T)
-    dwx_parts = np.empty((n_work, D, H), dtype=dwx.dtype)
-    dwh_parts = np.empty((n_work, H, H), dtype=dwh.dtype)
-    db_parts = np.zeros((n_work, H), dtype=db.dtype)
+    dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(p, n_chunks, dh, wh_t, h, grad_pre, dh0)
         if splits == 1:
@@ -90,9 +85,7 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blo
         for q in prange(n_work):
             weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx,
                                   dwx_parts[q], dwh_parts[q], db_parts[q])
-    add_partials(dwx_parts, dwx)
-    add_partials(dwh_parts, dwh)
-    add_partials(db_parts, db)
+    sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
 @kernel
