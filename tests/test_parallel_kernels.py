@@ -49,6 +49,62 @@ def test_recurrent_layers_in_blocks(cell_type, N, T, D, H, dtype):
         assert_matches(actual, expected, dtype, name)
 
 
+def check_against_reference(layer, N, T, dtype):
+    """One forward and backward of ``layer`` on random data against the reference."""
+    x = np.random.randn(N, T, layer.input_dim).astype(dtype)
+    h0 = np.random.randn(N, layer.h_dim).astype(dtype)
+    dh = np.random.randn(N, T, layer.h_dim).astype(dtype)
+    h = layer.forward(x, h0)
+    dx, dh0 = layer.backward(dh)
+    cell_type = "lstm" if isinstance(layer, fastrnn.layer_utils.LSTM) else "rnn"
+    h_ref, grads_ref = reference_sequence(cell_type, x, h0, dh, *weights(layer))
+    assert_matches(h, h_ref, dtype, "h")
+    got = [dx, dh0, *(layer.grads[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))]
+    for name, actual, expected in zip(["dx", "dh0", "dWx", "dWh", "db"], got, grads_ref):
+        assert_matches(actual, expected, dtype, name)
+
+
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_recurrent_layers_with_the_transposed_product(cell_type, dtype, blocks, monkeypatch):
+    """The transposed form of the per-step GEMMs (kernels.blocked.recurrent_product),
+    forced here at a small size and in float64 too, gives the reference's results,
+    serially and in blocks of unequal row counts."""
+    asked = []
+
+    def always(dtype, recurrent_weights):
+        asked.append(recurrent_weights)
+        return True
+
+    monkeypatch.setattr(fastrnn.layer_utils, "transposed_product", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    D, H = 4, 5
+    layer = make_recurrent(cell_type, D, H, dtype, 1.0)
+    check_against_reference(layer, 7, 6, dtype)
+    G = H if cell_type == "rnn" else 4 * H
+    assert asked == [H * G, H * G], "forward and backward each ask once, with Wh's size"
+
+
+def test_the_transposed_product_is_chosen_for_large_float32_weights():
+    from fastrnn.layer_utils import TRANSPOSED_PRODUCT_MIN_WEIGHTS, transposed_product
+
+    assert transposed_product(np.dtype(np.float32), TRANSPOSED_PRODUCT_MIN_WEIGHTS)
+    assert not transposed_product(np.dtype(np.float32), TRANSPOSED_PRODUCT_MIN_WEIGHTS - 1)
+    assert not transposed_product(np.dtype(np.float64), 100 * TRANSPOSED_PRODUCT_MIN_WEIGHTS)
+
+
+@pytest.mark.parametrize("cell_type, H", [("lstm", 128), ("rnn", 256)])
+def test_float32_layers_large_enough_for_the_transposed_product(cell_type, H):
+    """The layers' own choice, unpatched, at the smallest sizes that take the
+    transposed form (Wh of 128 x 512 and 256 x 256)."""
+    from fastrnn.layer_utils import transposed_product
+
+    layer = make_recurrent(cell_type, 3, H, np.float32, 0.1)
+    assert transposed_product(np.dtype(np.float32), layer.params[layer.wh_name].size)
+    check_against_reference(layer, 3, 4, np.float32)
+
+
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
 def test_a_backward_uses_its_forwards_blocks(cell_type, monkeypatch):
     """The block count fixes the stored state's layout: a thread count changed

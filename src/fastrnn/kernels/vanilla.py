@@ -13,31 +13,34 @@ from numba import prange
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
 from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      sum_weight_gradients, tiled, weight_gradient_block, weight_gradient_parts)
+                      recurrent_product, sum_weight_gradients, tiled, weight_gradient_block,
+                      weight_gradient_parts)
 
 
 @serial_and_parallel
-def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, n_blocks):
+def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, transposed_product, n_blocks):
     """Run a tanh RNN over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0 (N, H); wx (D, H);
     wh (H, H); b (H,).  Writes, chunk-major: x_tm (T * N * D,) the input (kept
     for the weight gradients) and h (T * N * H,) the hidden states h_1..h_T (all
     backward needs); and h_out (N, T, H), the same batch-major (the result).
+    ``transposed_product``: see ``lstm_forward``.
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
+    wh_t = np.ascontiguousarray(wh.T) if transposed_product else wh  # see lstm.py
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, h, p, n_chunks, 1)
-        _forward_chunk(p, n_chunks, h0, wh, b, h, h_out)
+        _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product)
 
 
 @kernel
-def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
+def _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product):
     """The time loop of chunk p of ``rnn_forward`` (same arguments); a function of
     its own so that both builds share one compiled copy (see lstm.py)."""
     N, T, H = h_out.shape
@@ -45,13 +48,14 @@ def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
     R = hi - lo
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     recurrent = np.empty((R, H), dtype=h.dtype)
+    recurrent_t = np.empty((H, R), dtype=h.dtype)
     rec_flat = recurrent.reshape(R * H)
     # The bias tiled over the block's rows, so that tanh runs as one loop over the
     # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
     bias = tiled(b, R)
     for t in range(T):
         h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-        np.dot(h_prev, wh, recurrent)
+        recurrent_product(h_prev, wh, wh_t, recurrent, recurrent_t, transposed_product)
         block = h_p[t].reshape(R * H)
         for k in range(R * H):
             block[k] = tanh(block[k] + rec_flat[k] + bias[k])
@@ -60,24 +64,26 @@ def _forward_chunk(p, n_chunks, h0, wh, b, h, h_out):
 
 
 @serial_and_parallel
-def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blocks):
+def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
+                 transposed_product, n_blocks):
     """Backpropagate through the tanh RNN run by ``rnn_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, h0, wx, wh
     and the forward's chunk-major hidden states h, with the forward's
     ``n_blocks``.  grad_pre (T * N * H,) is work space (the gradient of the
     pre-activations, chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight
-    gradients dwx (D, H), dwh (H, H), db (H,).
+    gradients dwx (D, H), dwh (H, H), db (H,).  ``transposed_product``: see
+    ``lstm_backward``.
     """
     N, T, H = dh.shape
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    wh_t = np.ascontiguousarray(wh.T)  # contiguous copies: see lstm_backward
+    wh_t = wh if transposed_product else np.ascontiguousarray(wh.T)  # see lstm_backward
     wx_t = np.ascontiguousarray(wx.T)
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(p, n_chunks, dh, wh_t, h, grad_pre, dh0)
+        _backward_chunk(p, n_chunks, dh, wh, wh_t, h, grad_pre, dh0, transposed_product)
         if splits == 1:
             weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, grad_pre, wx_t, dx, dwx_parts[p],
                                   dwh_parts[p], db_parts[p])
@@ -89,18 +95,19 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, n_blo
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, wh_t, h, grad_pre, dh0):
+def _backward_chunk(p, n_chunks, dh, wh, wh_t, h, grad_pre, dh0, transposed_product):
     """The backward time loop of chunk p of ``rnn_backward`` (same arguments; wh_t =
-    Wh^T, C-contiguous)."""
+    Wh^T, C-contiguous, unless ``transposed_product``)."""
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
     dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
+    dh_next_t = np.empty((H, hi - lo), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-        np.dot(grad_p[t], wh_t, dh_next)
+        recurrent_product(grad_p[t], wh_t, wh, dh_next, dh_next_t, transposed_product)
     dh0[lo:hi] = dh_next
