@@ -75,6 +75,18 @@ def test_comparison_pieces_on_a_tiny_problem():
     assert peak > 0 and formula > 0
 
 
+def test_peers_are_timed_in_alternating_rounds():
+    """fastrnn and its peer take turns, so that a burst of outside load falls on
+    both sides of a ratio."""
+    compare = load(BENCH_DIR / "compare.py")
+    calls = []
+    times = compare.interleaved_median_ms({"a": lambda: calls.append("a"),
+                                           "b": lambda: calls.append("b")}, budget_s=0.0)
+    assert compare.ROUNDS >= 2
+    assert calls == ["a", "b"] * (1 + compare.ROUNDS)  # one warm-up each, then the rounds
+    assert set(times) == {"a", "b"} and all(ms >= 0 for ms in times.values())
+
+
 def test_pytorch_is_timed_in_a_process_of_its_own():
     compare = load(BENCH_DIR / "compare.py")
     if not compare.HAVE_TORCH:

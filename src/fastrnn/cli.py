@@ -320,7 +320,7 @@ def _info(parser, args):
         f"model:            {model['layers']} x {model['cell'].upper()} {model['hidden']} "
         f"units, embedding {model['embedding']}, dropout {model['dropout']:g}, {model['dtype']}",
         f"parameters:       {run.model.parameter_count():,}",
-        f"training:         " + ", ".join(f"{k}={v}" for k, v in training.items()),
+        "training:         " + ", ".join(f"{k}={v}" for k, v in training.items()),
         f"progress:         {meta['epoch']} epochs + {meta['step_in_epoch']} steps "
         f"({meta['global_step']} steps in all)",
         f"training time:    {meta['seconds']:.1f} s",
