@@ -4,6 +4,7 @@ neither can rot unnoticed."""
 
 import importlib.util
 import inspect
+import json
 import math
 import pathlib
 import subprocess
@@ -85,6 +86,24 @@ def test_peers_are_timed_in_alternating_rounds():
     assert compare.ROUNDS >= 2
     assert calls == ["a", "b"] * (1 + compare.ROUNDS)  # one warm-up each, then the rounds
     assert set(times) == {"a", "b"} and all(ms >= 0 for ms in times.values())
+
+
+def test_the_comparison_program_end_to_end(tmp_path, monkeypatch):
+    """``compare.py --quick`` writes its tables and figures (no pauses here: this
+    checks the program, not the timings)."""
+    compare = load(BENCH_DIR / "compare.py")
+    monkeypatch.setattr(compare, "SETTLE_S", 0.0)
+    markdown, figures = tmp_path / "table.md", tmp_path / "figures.json"
+    compare.main(["--quick", "--markdown", str(markdown), "--json", str(figures)])
+    text = markdown.read_text()
+    assert "GEMM peak" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| lstm |", "| rnn |"))]
+    assert len(rows) == len(compare.CELLS) * len(compare.DTYPES)
+    data = json.loads(figures.read_text())
+    for dtype in ("float64", "float32"):
+        assert data["gemm_gflops"][dtype] == max(data["gemm_gflops_before"][dtype],
+                                                 data["gemm_gflops_after"][dtype]) > 0
+    assert len(data["layers"]) == len(rows) and len(data["language_model"]) == 2
 
 
 def test_pytorch_is_timed_in_a_process_of_its_own():
