@@ -184,3 +184,18 @@ def test_generation_with_the_output_layer_in_blocks(cell_type, monkeypatch):
     assert model.sample(5, 40) == serial
     drawn = model.sample(5, 40, temperature=1.0, seed=7)
     assert len(drawn) == 41 and all(0 <= w < 37 for w in drawn)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(5, 7), (1, 80), (300, 257), (16, 4096)])
+def test_transposed_copy(shape, dtype):
+    """The weights' transposed copies, below and above the size from which they go
+    tile by tile (shapes not multiples of the tile)."""
+    from fastrnn.kernels.blocked import TILED_TRANSPOSE_MIN_SIZE, transposed_copy
+
+    a = np.random.randn(*shape).astype(dtype)
+    t = transposed_copy(a)
+    assert t.dtype == dtype and t.flags.c_contiguous
+    np.testing.assert_array_equal(t, a.T)
+    if shape == (300, 257):
+        assert a.size >= TILED_TRANSPOSE_MIN_SIZE > 5 * 7

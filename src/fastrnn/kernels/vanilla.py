@@ -13,8 +13,8 @@ from numba import prange
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
 from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      recurrent_product, sum_weight_gradients, tiled, weight_gradient_block,
-                      weight_gradient_parts)
+                      recurrent_product, sum_weight_gradients, tiled, transposed_copy,
+                      weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -29,7 +29,7 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, transposed_product, n_blocks):
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    wh_t = np.ascontiguousarray(wh.T) if transposed_product else wh  # see lstm.py
+    wh_t = transposed_copy(wh) if transposed_product else wh  # see lstm.py
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
@@ -79,8 +79,8 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    wh_t = wh if transposed_product else np.ascontiguousarray(wh.T)  # see lstm_backward
-    wx_t = np.ascontiguousarray(wx.T)
+    wh_t = wh if transposed_product else transposed_copy(wh)  # see lstm_backward
+    wx_t = transposed_copy(wx)
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(p, n_chunks, dh, wh, wh_t, h, grad_pre, dh0, transposed_product)
