@@ -9,16 +9,18 @@ then backward from an upstream gradient on every hidden state -- for LSTM and
 vanilla RNN, float64 and float32, at the sizes (N, T, D, H) of the performance
 issue; then one training iteration of the notebook's language model, generation
 speed, JIT cost and peak memory.  Every timing is a median over repeats after a
-warm-up; fastrnn and the numpy reference are timed in alternating rounds, and
-PyTorch in a process of its own.  Ratios are peer time / fastrnn time (above 1:
-fastrnn is faster).  The
+warm-up; fastrnn, the numpy reference and PyTorch (in a worker process of its
+own) are timed in alternating rounds.  Ratios are peer time / fastrnn time (above
+1: fastrnn is faster).  The
 machine's GEMM throughput is measured with numpy's matmul and printed, with the
 fraction of it fastrnn reaches.  Do not run anything else on the machine
 meanwhile: with 2 cores, any other load halves the figures.
 """
 
 import argparse
+import contextlib
 import datetime
+import functools
 import importlib.util
 import json
 import os
@@ -71,28 +73,43 @@ def median_ms(fn, budget_s, min_repeats=3, max_repeats=200):
                                  max_repeats=max_repeats)["fn"]
 
 
-def interleaved_median_ms(fns, budget_s, rounds=ROUNDS, min_repeats=3, max_repeats=200):
-    """{name: median wall time in ms} of each fn of ``fns`` ({name: fn}), timed in
-    alternation: ``rounds`` rounds in which each fn, after a pause (``SETTLE_S``),
-    runs for about budget_s / rounds; one warm-up call each before the first.  A burst of load from
-    elsewhere on the shared machine then falls on both sides of a ratio instead
-    of on one of them (measured: the notebook-size LSTM timed at 0.22 ms in one
-    run and 0.13 ms alone, at the same commit)."""
-    times = {name: [] for name in fns}
-    for fn in fns.values():
+def run_for(fn, budget_s, min_repeats, max_repeats):
+    """Wall times in s of repeated fn() calls: at least min_repeats, then more
+    until budget_s has passed or there are max_repeats."""
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < budget_s
+                                       and len(times) < max_repeats):
+        t0 = time.perf_counter()
         fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def interleaved_median_ms(timers, budget_s, rounds=ROUNDS, min_repeats=3, max_repeats=200):
+    """{name: median wall time in ms} of each of ``timers``, timed in alternation:
+    ``rounds`` rounds in which each, after a pause (``SETTLE_S``), runs for about
+    budget_s / rounds.  A timer is a function, called here (one warm-up call each
+    before the first round), or an object whose ``sample(budget_s, min_repeats,
+    max_repeats)`` returns the wall times of calls made elsewhere (``TorchPeer``'s
+    process, which warms up on its own).  A burst of load from elsewhere on the
+    shared machine then falls on both sides of a ratio instead of on one of them
+    (measured: the notebook-size LSTM timed at 0.22 ms in one run and 0.13 ms
+    alone, at the same commit)."""
+    samplers = {}
+    for name, timer in timers.items():
+        if hasattr(timer, "sample"):
+            samplers[name] = timer.sample
+        else:
+            timer()
+            samplers[name] = functools.partial(run_for, timer)
+    times = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, fn in fns.items():
+        for name, sample in samplers.items():
             if budget_s > 0:  # (a zero budget is a smoke run: no pause)
                 time.sleep(SETTLE_S)
-            start, done = time.perf_counter(), 0
-            while done < -(-min_repeats // rounds) or (
-                    time.perf_counter() - start < budget_s / rounds
-                    and done < max_repeats // rounds):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-                done += 1
+            times[name] += sample(budget_s / rounds, -(-min_repeats // rounds),
+                                  max_repeats // rounds)
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
@@ -121,8 +138,9 @@ def layer_inputs(dtype, size):
     return x, h0, dh
 
 
-def time_layer(cell, dtype, size, budget_s):
-    """{'fastrnn': ms, 'numpy': ms} for one layer step."""
+def time_layer(cell, dtype, size, budget_s, torch_peer=None):
+    """{'fastrnn': ms, 'numpy': ms, 'torch': ms or None} for one layer step, timed in
+    alternating rounds (PyTorch by ``torch_peer``'s process, when given)."""
     layer_class, _, np_forward, np_backward = CELLS[cell]
     x, h0, dh = layer_inputs(dtype, size)
     layer = layer_class(size[2], size[3], init_scale=0.1, dtype=dtype)
@@ -136,50 +154,98 @@ def time_layer(cell, dtype, size, budget_s):
         _, caches = np_forward(x, h0, wx, wh, b)
         np_backward(dh, caches, wx, wh)
 
-    return interleaved_median_ms({"fastrnn": fastrnn_step, "numpy": numpy_step}, budget_s)
+    timers = {"fastrnn": fastrnn_step, "numpy": numpy_step}
+    if torch_peer is not None:
+        timers["torch"] = torch_peer.timer(cell, dtype, size)
+    return {"torch": None, **interleaved_median_ms(timers, budget_s)}
 
 
-def torch_worker(sizes, budget_s):
-    """Run in a process of its own: print JSON {"version": ..., "times": {key: ms}} for
-    torch ``nn.LSTM`` / ``nn.RNN`` at every cell, dtype and size."""
+def torch_step(torch, cell, dtype, size):
+    """One forward+backward of torch ``nn.LSTM`` / ``nn.RNN`` on the inputs of
+    ``layer_inputs``, as a function of no arguments."""
+    N, T, D, H = size
+    x, h0, dh = layer_inputs(dtype, size)
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    module = (torch.nn.LSTM(D, H, batch_first=True) if cell == "lstm"
+              else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)).to(tdtype)
+    tx = torch.tensor(x, requires_grad=True)
+    th0 = torch.tensor(h0[None], requires_grad=True)
+    tdh = torch.tensor(dh)
+    state = (th0, torch.zeros_like(th0)) if cell == "lstm" else th0
+
+    def step():
+        out, _ = module(tx, state)
+        out.backward(tdh)
+
+    return step
+
+
+def torch_worker():
+    """Run in a process of its own (``--torch-worker``), serving ``TorchPeer``.
+
+    Prints {"version": ...}; then for each request line on stdin, JSON {"cell",
+    "dtype", "size", "budget_s", "min_repeats", "max_repeats"}, prints {"times":
+    [s, ...]}.  The first request for a layer builds it and runs one warm-up step.
+    """
     import torch
 
-    times = {}
-    for cell in CELLS:
-        for dtype in DTYPES:
-            for size in sizes:
-                N, T, D, H = size
-                x, h0, dh = layer_inputs(dtype, size)
-                tdtype = torch.float64 if dtype == np.float64 else torch.float32
-                module = (torch.nn.LSTM(D, H, batch_first=True) if cell == "lstm"
-                          else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)).to(tdtype)
-                tx = torch.tensor(x, requires_grad=True)
-                th0 = torch.tensor(h0[None], requires_grad=True)
-                tdh = torch.tensor(dh)
-                state = (th0, torch.zeros_like(th0)) if cell == "lstm" else th0
-
-                def torch_step():
-                    out, _ = module(tx, state)
-                    out.backward(tdh)
-
-                times[layer_key(cell, dtype, size)] = median_ms(torch_step, budget_s)
-    print(json.dumps({"version": f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
-                      "times": times}))
+    print(json.dumps({"version": f"torch {torch.__version__} ({torch.get_num_threads()} threads)"}),
+          flush=True)
+    steps = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        dtype, size = np.dtype(request["dtype"]).type, tuple(request["size"])
+        key = layer_key(request["cell"], dtype, size)
+        if key not in steps:
+            steps[key] = torch_step(torch, request["cell"], dtype, size)
+            steps[key]()
+        times = run_for(steps[key], request["budget_s"], request["min_repeats"],
+                        request["max_repeats"])
+        print(json.dumps({"times": times}), flush=True)
 
 
 def layer_key(cell, dtype, size):
     return f"{cell} {np.dtype(dtype).name} {' '.join(map(str, size))}"
 
 
-def torch_times(quick, budget_s):
-    """torch_worker's result from a child process, or None without PyTorch."""
-    if not HAVE_TORCH:
-        return None
-    command = [sys.executable, os.path.abspath(__file__), "--torch-worker"]
-    if quick:
-        command.append("--quick")
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class TorchPeer:
+    """PyTorch timed in a worker process of its own (``torch_worker``), one request
+    at a time, so that its rounds alternate with fastrnn's and numpy's.  Use as a
+    context manager; ``version`` names torch and its thread count."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--torch-worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.version = self._reply()["version"]
+
+    def _reply(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch worker stopped (exit code {self.process.wait()})")
+        return json.loads(line)
+
+    def timer(self, cell, dtype, size):
+        """A timer for ``interleaved_median_ms``: one layer step in the worker."""
+        peer = self
+
+        class Remote:
+            def sample(self, budget_s, min_repeats, max_repeats):
+                request = dict(cell=cell, dtype=np.dtype(dtype).name, size=list(size),
+                               budget_s=budget_s, min_repeats=min_repeats,
+                               max_repeats=max_repeats)
+                peer.process.stdin.write(json.dumps(request) + "\n")
+                peer.process.stdin.flush()
+                return peer._reply()["times"]
+
+        return Remote()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def time_language_model(vocab, dtype, budget_s):
@@ -315,10 +381,15 @@ def main(argv=None):
     budget = 0.2 if args.quick else 2.0
     sizes = SIZES[:1] if args.quick else SIZES
     if args.torch_worker:
-        torch_worker(sizes, budget)
+        torch_worker()
         return
-    torch_result = torch_times(args.quick, budget)  # first, while this process is idle
-    torch_version = torch_result["version"] if torch_result else None
+    with TorchPeer() if HAVE_TORCH else contextlib.nullcontext() as torch_peer:
+        report(args, budget, sizes, torch_peer)
+
+
+def report(args, budget, sizes, torch_peer):
+    """Time everything, print the tables and write the files ``args`` asks for."""
+    torch_version = torch_peer.version if torch_peer else None
     lines, figures = [], {"layers": [], "language_model": [], "generation": {}}
 
     def say(text=""):
@@ -337,9 +408,7 @@ def main(argv=None):
         for dtype in DTYPES:
             for size in sizes:
                 print(f"timing {cell} {np.dtype(dtype).name} {size}", file=sys.stderr, flush=True)
-                t = time_layer(cell, dtype, size, budget)
-                t["torch"] = torch_result["times"][layer_key(cell, dtype, size)] if torch_result \
-                    else None
+                t = time_layer(cell, dtype, size, budget, torch_peer)
                 rows.append((cell, np.dtype(dtype).name, size, t))
     peaks_after = {np.dtype(d).name: gemm_gflops(d, budget) for d in DTYPES}
     peaks = {k: max(peaks_before[k], peaks_after[k]) for k in peaks_before}

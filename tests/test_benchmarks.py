@@ -107,15 +107,22 @@ def test_the_comparison_program_end_to_end(tmp_path, monkeypatch):
 
 
 def test_pytorch_is_timed_in_a_process_of_its_own():
+    """PyTorch runs in a worker process, in the same alternating rounds as fastrnn
+    and numpy; the worker ends with the peer."""
     compare = load(BENCH_DIR / "compare.py")
     if not compare.HAVE_TORCH:
         pytest.skip("PyTorch is optional and not installed here")
-    result = compare.torch_times(quick=True, budget_s=0.0)
-    assert result["version"].startswith("torch ")
-    expected = {compare.layer_key(cell, dtype, compare.SIZES[0])
-                for cell in compare.CELLS for dtype in compare.DTYPES}
-    assert set(result["times"]) == expected
-    assert all(ms > 0 and math.isfinite(ms) for ms in result["times"].values())
+    import os
+
+    with compare.TorchPeer() as peer:
+        assert peer.version.startswith("torch ")
+        assert peer.process.pid != os.getpid() and peer.process.poll() is None
+        for cell in compare.CELLS:
+            for dtype in compare.DTYPES:
+                times = compare.time_layer(cell, dtype, (2, 3, 4, 5), 0.0, torch_peer=peer)
+                assert set(times) == {"fastrnn", "numpy", "torch"}
+                assert all(ms > 0 and math.isfinite(ms) for ms in times.values())
+    assert peer.process.returncode == 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
