@@ -62,7 +62,7 @@ CELLS = {"lstm": (LSTM, 4, numpy_lib.lstm_forward, numpy_lib.lstm_backward),
 # 0.31 ms against 0.18-0.21 ms on a quiet machine.
 SETTLE_S = 0.5
 
-# fastrnn and the numpy reference are timed in this many alternating rounds.
+# fastrnn, the numpy reference and PyTorch are timed in this many alternating rounds.
 ROUNDS = 4
 
 
@@ -227,18 +227,14 @@ class TorchPeer:
 
     def timer(self, cell, dtype, size):
         """A timer for ``interleaved_median_ms``: one layer step in the worker."""
-        peer = self
+        return _WorkerStep(self, dict(cell=cell, dtype=np.dtype(dtype).name, size=list(size)))
 
-        class Remote:
-            def sample(self, budget_s, min_repeats, max_repeats):
-                request = dict(cell=cell, dtype=np.dtype(dtype).name, size=list(size),
-                               budget_s=budget_s, min_repeats=min_repeats,
-                               max_repeats=max_repeats)
-                peer.process.stdin.write(json.dumps(request) + "\n")
-                peer.process.stdin.flush()
-                return peer._reply()["times"]
-
-        return Remote()
+    def sample(self, step, budget_s, min_repeats, max_repeats):
+        """Wall times in s of repeated calls of ``step`` (a request) in the worker."""
+        request = dict(step, budget_s=budget_s, min_repeats=min_repeats, max_repeats=max_repeats)
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._reply()["times"]
 
     def __enter__(self):
         return self
@@ -246,6 +242,16 @@ class TorchPeer:
     def __exit__(self, *exc):
         self.process.stdin.close()
         self.process.wait()
+
+
+class _WorkerStep:
+    """One layer step timed by a ``TorchPeer``'s worker (see ``interleaved_median_ms``)."""
+
+    def __init__(self, peer, step):
+        self.peer, self.step = peer, step
+
+    def sample(self, budget_s, min_repeats, max_repeats):
+        return self.peer.sample(self.step, budget_s, min_repeats, max_repeats)
 
 
 def time_language_model(vocab, dtype, budget_s):

@@ -40,33 +40,6 @@ def copy_row(src, dst):
         dst[k] = src[k]
 
 
-# From this many elements, ``transposed_copy`` goes tile by tile.
-TILED_TRANSPOSE_MIN_SIZE = 65_536
-
-
-@kernel
-def transposed_copy(a):
-    """a.T (N, M) as a new C-contiguous array, for a (M, N).
-
-    Numba's ``np.ascontiguousarray(a.T)`` walks a column of ``a`` per output
-    row, which for a large matrix misses the cache at every element; 16 x 16
-    tiles keep both sides in cache.  Measured, float32 (1024, 4096): 17.1 ms
-    against 8.4 (fresh pages included); float64 38.5 against 25.8.  Small
-    matrices take the plain copy (1.2 against 1.8 us at (20, 80)).
-    """
-    if a.size < TILED_TRANSPOSE_MIN_SIZE:
-        return np.ascontiguousarray(a.T)
-    M, N = a.shape
-    out = np.empty((N, M), dtype=a.dtype)
-    for i0 in range(0, N, 16):
-        for j0 in range(0, M, 16):
-            for i in range(i0, min(i0 + 16, N)):
-                row = out[i]
-                for j in range(j0, min(j0 + 16, M)):
-                    row[j] = a[j, i]
-    return out
-
-
 @kernel(inline="always")
 def transpose_into(src, dst):
     """dst (R, M) = src (M, R) transposed.  Written row by row of dst: the other
@@ -78,6 +51,30 @@ def transpose_into(src, dst):
         row = dst[r]
         for j in range(M):
             row[j] = src[j, r]
+
+
+# From this many elements, ``transposed_copy`` goes tile by tile.
+TILED_TRANSPOSE_MIN_SIZE = 65_536
+
+
+@kernel
+def transposed_copy(a):
+    """a.T (N, M) as a new C-contiguous array, for a (M, N).
+
+    Numba's ``np.ascontiguousarray(a.T)`` walks a column of ``a`` per output
+    row, which for a large matrix misses the cache at every element; 16 x 16
+    tiles keep both sides in cache.  Measured side by side, (1024, 4096), fresh
+    pages included: float32 18-19 ms against 4.7-7.2; float64 45 against 25.
+    Small matrices take the plain copy (1.2 against 1.8 us at (20, 80)).
+    """
+    if a.size < TILED_TRANSPOSE_MIN_SIZE:
+        return np.ascontiguousarray(a.T)
+    M, N = a.shape
+    out = np.empty((N, M), dtype=a.dtype)
+    for i0 in range(0, N, 16):
+        for j0 in range(0, M, 16):
+            transpose_into(a[j0:j0 + 16, i0:i0 + 16], out[i0:i0 + 16, j0:j0 + 16])
+    return out
 
 
 @kernel(inline="always")

@@ -12,7 +12,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import exp_nonpositive, tanh
-from .blocked import chunk_bounds, copy_row
+from .blocked import chunk_bounds, copy_row, transposed_copy
 from .lstm import gate_block, tiled_bias_and_scale
 
 
@@ -91,7 +91,7 @@ def generate(embedding, wxs, whs, bs, fc_w, fc_b, is_lstm, prime, temperature, t
     scale = tiled_bias_and_scale(bs[0], 1)[1]
     # The output layer, read in full at every token, is cut into n_chunks blocks
     # of vocabulary rows (each thread keeps its block hot in its own cache).
-    fc_rows = np.ascontiguousarray(fc_w.T)
+    fc_rows = transposed_copy(fc_w)
     scores = np.empty((V, 1), dtype=h.dtype)
     last_h = np.empty((H, 1), dtype=h.dtype)
     logits = np.empty(V, dtype=np.float64)

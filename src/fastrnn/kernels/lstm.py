@@ -61,6 +61,15 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
                        transposed_product)
 
 
+@kernel(inline="always")
+def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
+    """Chunk p's rows [lo, hi) and its (T, R, ...) views of the stored gates, c and
+    tanh_c: (lo, hi, gates_p, c_p, tanh_p)."""
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    return (lo, hi, chunk_view(gates, T, N, p, n_chunks, 4 * H),
+            chunk_view(c, T, N, p, n_chunks, H), chunk_view(tanh_c, T, N, p, n_chunks, H))
+
+
 # The time loop of one chunk is a function of its own, not inlined: compiled once
 # and called from both builds of the kernel (measured: with the parallel build
 # compiled, the serial forward and backward then compile in ~4 s together).
@@ -70,12 +79,9 @@ def _forward_chunk(p, n_chunks, h0, c0, wh, wh_t, b, gates, c, tanh_c, h, h_out,
     """The time loop of chunk p of ``lstm_forward`` (same arguments; wh_t = Wh^T,
     C-contiguous, when ``transposed_product``)."""
     N, T, H = h_out.shape
-    G = 4 * H
-    lo, hi = chunk_bounds(p, n_chunks, N)
+    lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
-    gates_p = chunk_view(gates, T, N, p, n_chunks, G)
-    c_p = chunk_view(c, T, N, p, n_chunks, H)
-    tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
+    G = 4 * H
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     recurrent = np.empty((R, G), dtype=gates.dtype)
     recurrent_t = np.empty((G, R), dtype=gates.dtype)
@@ -183,12 +189,8 @@ def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh, wh_t, gates, c, tanh_c, dh
     wh_t = Wh^T, C-contiguous, unless ``transposed_product``); not inlined, like
     ``_forward_chunk``."""
     N, T, H = dh.shape
-    G = 4 * H
-    lo, hi = chunk_bounds(p, n_chunks, N)
+    lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
-    gates_p = chunk_view(gates, T, N, p, n_chunks, G)
-    c_p = chunk_view(c, T, N, p, n_chunks, H)
-    tanh_p = chunk_view(tanh_c, T, N, p, n_chunks, H)
     dh_next = np.zeros((R, H), dtype=gates.dtype)
     dh_next_t = np.empty((H, R), dtype=gates.dtype)
     dc_next = dc_last[lo:hi].copy()
