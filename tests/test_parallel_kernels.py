@@ -67,42 +67,45 @@ def check_against_reference(layer, N, T, dtype):
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
-def test_recurrent_layers_with_the_transposed_product(cell_type, dtype, blocks, monkeypatch):
-    """The transposed form of the per-step GEMMs (kernels.blocked.recurrent_product),
-    forced here at a small size and in float64 too, gives the reference's results,
-    serially and in blocks of unequal row counts."""
+@pytest.mark.parametrize("N, H", [(7, 5), (9, 37)])
+def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, monkeypatch):
+    """The per-step GEMMs on packed weights (kernels.packed), forced here at small
+    sizes, give the reference's results, serially and in blocks of unequal row
+    counts.  H = 37 makes a partial last panel in both dtypes and, for the LSTM,
+    several full ones; 7 and 9 rows leave rows over from the 4-row blocks."""
     asked = []
 
-    def always(dtype, recurrent_weights):
-        asked.append(recurrent_weights)
+    def always(recurrent_weights, steps):
+        asked.append((recurrent_weights, steps))
         return True
 
-    monkeypatch.setattr(fastrnn.layer_utils, "transposed_product", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "packed_recurrent_weights", always)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
-    D, H = 4, 5
-    layer = make_recurrent(cell_type, D, H, dtype, 1.0)
-    check_against_reference(layer, 7, 6, dtype)
+    D, T = 4, 6
+    layer = make_recurrent(cell_type, D, H, dtype, 0.3)
+    check_against_reference(layer, N, T, dtype)
     G = H if cell_type == "rnn" else 4 * H
-    assert asked == [H * G, H * G], "forward and backward each ask once, with Wh's size"
+    assert asked == [(H * G, T)] * 2, "forward and backward each ask once, with Wh's size"
 
 
-def test_the_transposed_product_is_chosen_for_large_float32_weights():
-    from fastrnn.layer_utils import TRANSPOSED_PRODUCT_MIN_WEIGHTS, transposed_product
+def test_packed_weights_are_chosen_for_large_weights_and_sequences():
+    from fastrnn.layer_utils import PACKED_WEIGHTS_MIN_SIZE, packed_recurrent_weights
 
-    assert transposed_product(np.dtype(np.float32), TRANSPOSED_PRODUCT_MIN_WEIGHTS)
-    assert not transposed_product(np.dtype(np.float32), TRANSPOSED_PRODUCT_MIN_WEIGHTS - 1)
-    assert not transposed_product(np.dtype(np.float64), 100 * TRANSPOSED_PRODUCT_MIN_WEIGHTS)
+    assert packed_recurrent_weights(PACKED_WEIGHTS_MIN_SIZE, 2)
+    assert not packed_recurrent_weights(PACKED_WEIGHTS_MIN_SIZE - 1, 50)
+    assert not packed_recurrent_weights(100 * PACKED_WEIGHTS_MIN_SIZE, 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell_type, H", [("lstm", 128), ("rnn", 256)])
-def test_float32_layers_large_enough_for_the_transposed_product(cell_type, H):
-    """The layers' own choice, unpatched, at the smallest sizes that take the
-    transposed form (Wh of 128 x 512 and 256 x 256)."""
-    from fastrnn.layer_utils import transposed_product
+def test_layers_large_enough_for_packed_weights(cell_type, H, dtype):
+    """The layers' own choice, unpatched, at the smallest sizes that pack (Wh of
+    128 x 512 and 256 x 256)."""
+    from fastrnn.layer_utils import packed_recurrent_weights
 
-    layer = make_recurrent(cell_type, 3, H, np.float32, 0.1)
-    assert transposed_product(np.dtype(np.float32), layer.params[layer.wh_name].size)
-    check_against_reference(layer, 3, 4, np.float32)
+    layer = make_recurrent(cell_type, 3, H, dtype, 0.1)
+    assert packed_recurrent_weights(layer.params[layer.wh_name].size, 4)
+    check_against_reference(layer, 5, 4, dtype)
 
 
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])

@@ -56,23 +56,24 @@ def _random_weights(scale, shape, dtype):
     return (scale * np.random.randn(*shape)).astype(dtype)
 
 
-# When the per-step recurrent GEMMs run in the transposed form Wh^T h^T (see
-# kernels.blocked.recurrent_product): float32 with at least this many weights in
-# Wh.  Measured on the 2-core AMD EPYC machines (SciPy's OpenBLAS, SKYLAKEX
-# kernels), whole layer forward+backward, forward's and backward's GEMM switched
-# one at a time, interleaved in one process, speed-up of the transposed form:
-#   float32 LSTM  H=128 (65,536 weights): forward 1.07x, backward 1.08x;
-#                 H=256: 1.02x, 1.04x;  H=1024: 1.01x, 1.19x;  H=20: 0.78x, 1.04x
-#   float32 RNN   H=256 (65,536 weights): 1.03x, 1.03x;  H=1024: 1.03x;
-#                 H=128: 0.91x, 0.89x;  H=20: 0.85x, 0.80x
-#   float64, every cell and size: 0.77x to 1.02x (never clearly faster).
-TRANSPOSED_PRODUCT_MIN_WEIGHTS = 65_536
+# When the per-step recurrent GEMMs run on weights packed once per sequence
+# (kernels.packed) instead of by OpenBLAS: from this many entries in Wh, for
+# sequences longer than one step (a single product has nothing to amortise the
+# packing over).  Measured on the 2-core AMD EPYC machines, whole layer, the two
+# forms interleaved in one process, speed-up of forward / backward / both:
+#   LSTM float32  H=128 (65,536 weights, N=32): 1.50 / 1.25 / 1.33
+#                 H=256: 1.24 / 1.10 / 1.14;  H=1024: 1.40 / 1.23 / 1.29
+#   LSTM float64  H=128: 1.20 / 1.14 / 1.16;  H=256: 1.08;  H=1024: 1.06
+#   RNN  float32  H=256: 1.14;  H=1024: 1.26       RNN float64  H=256: 1.06;  H=1024: 1.09
+#   below 65,536 weights no gain: LSTM H=64 and RNN H=128 0.98-1.00 in both
+#   dtypes; at the notebook's H=20, 0.84-0.97 (OpenBLAS's small-matrix kernels).
+PACKED_WEIGHTS_MIN_SIZE = 65_536
 
 
-def transposed_product(dtype, recurrent_weights):
-    """Whether a recurrent layer of this dtype, with ``recurrent_weights`` entries
-    in Wh, computes its per-step GEMMs in the transposed form."""
-    return dtype == np.float32 and recurrent_weights >= TRANSPOSED_PRODUCT_MIN_WEIGHTS
+def packed_recurrent_weights(recurrent_weights, steps):
+    """Whether a recurrent layer with ``recurrent_weights`` entries in Wh, run over
+    ``steps`` time steps, computes its per-step GEMMs on packed weights."""
+    return recurrent_weights >= PACKED_WEIGHTS_MIN_SIZE and steps > 1
 
 
 class _Layer:
@@ -205,7 +206,7 @@ class VanillaRNN(_RecurrentLayer):
         H = self.h_dim
         x_tm, h = self._state_buffers((T * N * D, T * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, transposed_product(wx.dtype, wh.size),
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed_recurrent_weights(wh.size, T),
                     blocks)
         return h_out, (x_tm, h0, wx, wh, h, T, blocks)
 
@@ -214,7 +215,7 @@ class VanillaRNN(_RecurrentLayer):
         dh0 = np.empty_like(h0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         rnn_backward(dh, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db,
-                     transposed_product(wx.dtype, wh.size), blocks)
+                     packed_recurrent_weights(wh.size, T), blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -274,7 +275,7 @@ class LSTM(_RecurrentLayer):
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
-                     transposed_product(wx.dtype, wh.size), blocks)
+                     packed_recurrent_weights(wh.size, T), blocks)
         return h_out, c_last, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
@@ -282,7 +283,7 @@ class LSTM(_RecurrentLayer):
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
-                      dwh, db, transposed_product(wx.dtype, wh.size), blocks)
+                      dwh, db, packed_recurrent_weights(wh.size, T), blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):

@@ -8,6 +8,8 @@ check every shape, dtype and index first: compiled code does no bounds checks).
   and the backward time loop.
 - ``blocked``: GEMMs in row blocks: the weight gradients after a backward loop and
   the linear layer.
+- ``packed``: the per-step recurrent GEMM on weights packed once per sequence, a
+  microkernel written with ``simd`` (SIMD vectors as Numba values).
 - ``softmax``: masked softmax cross-entropy, loss and gradient in one pass.
 - ``embedding``: lookup and scatter-add.
 - ``optim``: in-place optimizer updates.

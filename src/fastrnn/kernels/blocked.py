@@ -23,6 +23,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, serial_and_parallel
+from .packed import pack_panels, packed_product
 
 
 @kernel(inline="always")
@@ -78,22 +79,32 @@ def transposed_copy(a):
 
 
 @kernel(inline="always")
-def recurrent_product(rows, w, w_t, out, out_t, transposed):
+def recurrent_product(rows, w, w_packed, out, packed):
     """out (R, M) = rows (R, K) @ w (K, M), the GEMM inside a recurrent time loop.
 
-    With ``transposed`` it is computed as out^T = w_t (M, K) @ rows^T into the
-    scratch out_t (M, R), then transposed into out; w is then not read (and w_t
-    is not read without it).  Same product, but OpenBLAS runs the two forms with
-    different packing and kernels.  Measured per call, one thread, float32, with
-    the weights on the left: 1.5x faster for (32, 1024) x (1024, 4096), 2-3.5x
-    slower for (10, 20) x (20, 20) and (5, 20) x (20, 80).
-    ``fastrnn.layer_utils.transposed_product`` chooses, from whole-layer timings.
+    With ``packed`` it runs on ``w_packed``, the same weights packed once before
+    the loop (:mod:`.packed`), and w is not read; otherwise it is one BLAS call
+    and w_packed is not read.  ``fastrnn.layer_utils.packed_recurrent_weights``
+    chooses, from whole-layer timings.
     """
-    if transposed:
-        np.dot(w_t, rows.T, out_t)
-        transpose_into(out_t, out)
+    if packed:
+        packed_product(rows, w_packed, out)
     else:
         np.dot(rows, w, out)
+
+
+@kernel(inline="always")
+def recurrent_weights(w, packed, transpose):
+    """(w_blas, w_packed) for ``recurrent_product`` with B = w, or w.T when
+    ``transpose``: the packed panels, or a C-contiguous B for BLAS (OpenBLAS's
+    GEMM with a transposed view ran at 22 GFLOP/s against 37 for the copy,
+    float64, 16 rows x 512 x 128).  The one not used is an empty placeholder."""
+    if packed:
+        return np.empty((0, 0), dtype=w.dtype), pack_panels(w, transpose)
+    no_panels = np.empty((0, 0, 0), dtype=w.dtype)
+    if transpose:
+        return transposed_copy(w), no_panels
+    return w, no_panels
 
 
 @kernel(inline="always")

@@ -29,13 +29,13 @@ from numba import prange
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
 from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      recurrent_product, sum_weight_gradients, tiled, transposed_copy,
+                      recurrent_product, recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
-def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
-                 transposed_product, n_blocks):
+def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, packed,
+                 n_blocks):
     """Run an LSTM over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0, c0 (N, H) initial
@@ -45,20 +45,20 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     step; c and tanh_c (T * N * H,) the cell states c_1..c_T and their tanh;
     h (T * N * H,) the hidden states h_1..h_T.  Writes h_out (N, T, H), the
     hidden states batch-major (the result), and c_last (N, H) = c_T.
-    ``transposed_product``: compute each step's h_{t-1} Wh in the transposed form
-    (see :func:`.blocked.recurrent_product`); the results are the same.
+    ``packed``: compute each step's h_{t-1} Wh on weights packed once before the
+    loop (see :func:`.blocked.recurrent_product`) instead of by BLAS.
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    wh_t = transposed_copy(wh) if transposed_product else wh  # (unread otherwise)
+    wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, gates, q, n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, gates, p, n_chunks, 1)
-        _forward_chunk(p, n_chunks, h0, c0, wh, wh_t, b, gates, c, tanh_c, h, h_out, c_last,
-                       transposed_product)
+        _forward_chunk(p, n_chunks, h0, c0, wh_blas, wh_packed, b, gates, c, tanh_c, h, h_out,
+                       c_last, packed)
 
 
 @kernel(inline="always")
@@ -74,22 +74,21 @@ def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
 # and called from both builds of the kernel (measured: with the parallel build
 # compiled, the serial forward and backward then compile in ~4 s together).
 @kernel
-def _forward_chunk(p, n_chunks, h0, c0, wh, wh_t, b, gates, c, tanh_c, h, h_out, c_last,
-                   transposed_product):
-    """The time loop of chunk p of ``lstm_forward`` (same arguments; wh_t = Wh^T,
-    C-contiguous, when ``transposed_product``)."""
+def _forward_chunk(p, n_chunks, h0, c0, wh, wh_packed, b, gates, c, tanh_c, h, h_out, c_last,
+                   packed):
+    """The time loop of chunk p of ``lstm_forward`` (same arguments; Wh as
+    ``recurrent_weights`` gives it)."""
     N, T, H = h_out.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
     G = 4 * H
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     recurrent = np.empty((R, G), dtype=gates.dtype)
-    recurrent_t = np.empty((G, R), dtype=gates.dtype)
     bias, scale = tiled_bias_and_scale(b, R)
     for t in range(T):
         h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
         c_prev = c0[lo:hi] if t == 0 else c_p[t - 1]
-        recurrent_product(h_prev, wh, wh_t, recurrent, recurrent_t, transposed_product)
+        recurrent_product(h_prev, wh, wh_packed, recurrent, packed)
         gate_block(gates_p[t], recurrent, bias, scale, c_prev, c_p[t], tanh_p[t], h_p[t])
         for r in range(R):
             copy_row(h_p[t, r], h_out[lo + r, t])
@@ -147,7 +146,7 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 
 @serial_and_parallel
 def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
-                  dwh, db, transposed_product, n_blocks):
+                  dwh, db, packed, n_blocks):
     """Backpropagate through the LSTM run by ``lstm_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H):
@@ -156,22 +155,19 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
     forward's ``n_blocks``.  ``gates`` is OVERWRITTEN with dA, the gradient of the
     pre-activations (same layout).  Writes dx (N, T, D), dh0 and dc0 (N, H), and
     the weight gradients dwx (D, 4H), dwh (H, 4H), db (4H,).
-    ``transposed_product`` as in ``lstm_forward``, for each step's dA Wh^T.
+    ``packed`` as in ``lstm_forward``, for each step's dA Wh^T.
     """
     N, T, H = dh.shape
     D = dx.shape[2]
     G = 4 * H
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    # Wh^T and Wx^T as C-contiguous copies: OpenBLAS's GEMM with a transposed
-    # view ran at 22 GFLOP/s against 37 for the copy (float64, 16 rows x 512 x 128).
-    # The transposed product (dA Wh^T)^T = Wh dA^T reads Wh itself instead.
-    wh_t = wh if transposed_product else transposed_copy(wh)
-    wx_t = transposed_copy(wx)
+    wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+    wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(p, n_chunks, dh, dc_last, c0, wh, wh_t, gates, c, tanh_c, dh0, dc0,
-                        transposed_product)
+        _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, wh_t_packed, gates, c, tanh_c, dh0,
+                        dc0, packed)
         if splits == 1:
             weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, gates, wx_t, dx, dwx_parts[p],
                                   dwh_parts[p], db_parts[p])
@@ -183,23 +179,21 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh, wh_t, gates, c, tanh_c, dh0, dc0,
-                    transposed_product):
+def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
+                    packed):
     """The backward time loop of chunk p of ``lstm_backward`` (same arguments;
-    wh_t = Wh^T, C-contiguous, unless ``transposed_product``); not inlined, like
-    ``_forward_chunk``."""
+    Wh^T as ``recurrent_weights`` gives it); not inlined, like ``_forward_chunk``."""
     N, T, H = dh.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
     dh_next = np.zeros((R, H), dtype=gates.dtype)
-    dh_next_t = np.empty((H, R), dtype=gates.dtype)
     dc_next = dc_last[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         for r in range(R):
             c_prev = c0[lo + r] if t == 0 else c_p[t - 1, r]
             _gate_grad_pass(gates_p[t, r], c_prev, tanh_p[t, r], dh[lo + r, t], dh_next[r],
                             dc_next[r])
-        recurrent_product(gates_p[t], wh_t, wh, dh_next, dh_next_t, transposed_product)
+        recurrent_product(gates_p[t], wh_t, wh_t_packed, dh_next, packed)
     dh0[lo:hi] = dh_next
     dc0[lo:hi] = dc_next
 

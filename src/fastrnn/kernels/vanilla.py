@@ -13,34 +13,34 @@ from numba import prange
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
 from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      recurrent_product, sum_weight_gradients, tiled, transposed_copy,
+                      recurrent_product, recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
-def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, transposed_product, n_blocks):
+def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed, n_blocks):
     """Run a tanh RNN over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0 (N, H); wx (D, H);
     wh (H, H); b (H,).  Writes, chunk-major: x_tm (T * N * D,) the input (kept
     for the weight gradients) and h (T * N * H,) the hidden states h_1..h_T (all
     backward needs); and h_out (N, T, H), the same batch-major (the result).
-    ``transposed_product``: see ``lstm_forward``.
+    ``packed``: see ``lstm_forward``.
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    wh_t = transposed_copy(wh) if transposed_product else wh  # see lstm.py
+    wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, h, p, n_chunks, 1)
-        _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product)
+        _forward_chunk(p, n_chunks, h0, wh_blas, wh_packed, b, h, h_out, packed)
 
 
 @kernel
-def _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product):
+def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
     """The time loop of chunk p of ``rnn_forward`` (same arguments); a function of
     its own so that both builds share one compiled copy (see lstm.py)."""
     N, T, H = h_out.shape
@@ -48,14 +48,13 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product):
     R = hi - lo
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     recurrent = np.empty((R, H), dtype=h.dtype)
-    recurrent_t = np.empty((H, R), dtype=h.dtype)
     rec_flat = recurrent.reshape(R * H)
     # The bias tiled over the block's rows, so that tanh runs as one loop over the
     # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
     bias = tiled(b, R)
     for t in range(T):
         h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-        recurrent_product(h_prev, wh, wh_t, recurrent, recurrent_t, transposed_product)
+        recurrent_product(h_prev, wh, wh_packed, recurrent, packed)
         block = h_p[t].reshape(R * H)
         for k in range(R * H):
             block[k] = tanh(block[k] + rec_flat[k] + bias[k])
@@ -65,25 +64,24 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_t, b, h, h_out, transposed_product):
 
 @serial_and_parallel
 def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
-                 transposed_product, n_blocks):
+                 packed, n_blocks):
     """Backpropagate through the tanh RNN run by ``rnn_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, h0, wx, wh
     and the forward's chunk-major hidden states h, with the forward's
     ``n_blocks``.  grad_pre (T * N * H,) is work space (the gradient of the
     pre-activations, chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight
-    gradients dwx (D, H), dwh (H, H), db (H,).  ``transposed_product``: see
-    ``lstm_backward``.
+    gradients dwx (D, H), dwh (H, H), db (H,).  ``packed``: see ``lstm_backward``.
     """
     N, T, H = dh.shape
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    wh_t = wh if transposed_product else transposed_copy(wh)  # see lstm_backward
-    wx_t = transposed_copy(wx)
+    wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+    wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(p, n_chunks, dh, wh, wh_t, h, grad_pre, dh0, transposed_product)
+        _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed)
         if splits == 1:
             weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, grad_pre, wx_t, dx, dwx_parts[p],
                                   dwh_parts[p], db_parts[p])
@@ -95,19 +93,18 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, wh, wh_t, h, grad_pre, dh0, transposed_product):
-    """The backward time loop of chunk p of ``rnn_backward`` (same arguments; wh_t =
-    Wh^T, C-contiguous, unless ``transposed_product``)."""
+def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed):
+    """The backward time loop of chunk p of ``rnn_backward`` (same arguments;
+    Wh^T as ``recurrent_weights`` gives it)."""
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     h_p = chunk_view(h, T, N, p, n_chunks, H)
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
     dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
-    dh_next_t = np.empty((H, hi - lo), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-        recurrent_product(grad_p[t], wh_t, wh, dh_next, dh_next_t, transposed_product)
+        recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, packed)
     dh0[lo:hi] = dh_next

@@ -1,0 +1,103 @@
+"""The packed-weight GEMM (kernels.packed) and its SIMD intrinsics (kernels.simd)
+against numpy."""
+
+import numpy as np
+import pytest
+from numba import njit
+from numba.core.errors import TypingError
+
+from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_product
+from fastrnn.kernels.simd import VECTOR_BITS, vector_lanes, vfma, vload, vsplat, vstore, vzero
+
+TOLERANCE = {np.float64: 1e-13, np.float32: 2e-5}
+
+
+def panel_columns(dtype):
+    return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+
+
+def test_vector_width_is_the_hosts():
+    assert VECTOR_BITS in (256, 512)
+
+    @njit
+    def lanes(a):
+        return vector_lanes(a)
+
+    assert lanes(np.zeros((1, 1))) == VECTOR_BITS // 64
+    assert lanes(np.zeros((1, 1), np.float32)) == VECTOR_BITS // 32
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_intrinsics_load_fma_and_store_lane_by_lane(dtype):
+    @njit
+    def axpy_rows(x, a, y, out):
+        # out[i, j:j+L] = x * a[i, j:j+L] + y[i, j:j+L] for the first L columns of each row
+        L = vector_lanes(a)
+        for i in range(a.shape[0]):
+            vstore(out, i, 1, vfma(vsplat(x), vload(a, i, 0), vload(y, i, 0)))
+            vstore(out, i, 1 + L, vzero(a))
+
+    lanes = VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
+    a = np.random.randn(3, lanes).astype(dtype)
+    y = np.random.randn(3, lanes).astype(dtype)
+    out = np.full((3, 2 * lanes + 2), 7.0, dtype=dtype)
+    x = dtype(1.5)
+    axpy_rows(x, a, y, out)
+    np.testing.assert_allclose(out[:, 1:1 + lanes], x * a + y, rtol=TOLERANCE[dtype])
+    assert np.all(out[:, 1 + lanes:1 + 2 * lanes] == 0)
+    assert np.all(out[:, 0] == 7.0) and np.all(out[:, -1] == 7.0), "wrote outside its lanes"
+
+
+def test_intrinsics_reject_what_they_do_not_handle():
+    @njit
+    def load_1d(a):
+        return vload(a, 0, 0)
+
+    with pytest.raises(TypingError):
+        load_1d(np.zeros(16))
+
+    @njit
+    def splat_int(n):
+        return vsplat(n)
+
+    with pytest.raises(TypingError, match="float32 or float64"):
+        splat_int(3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K, M", [(1, 1), (20, 20), (20, 80), (13, 64), (33, 97), (64, 256)])
+def test_pack_panels_lays_out_column_panels(K, M, dtype):
+    w = np.random.randn(K, M).astype(dtype)
+    NR = panel_columns(dtype)
+    packed = pack_panels(w, False)
+    P = -(-M // NR)
+    assert packed.shape == (P, K, NR) and packed.dtype == dtype
+    padded = np.zeros((K, P * NR), dtype=dtype)
+    padded[:, :M] = w
+    for p in range(P):
+        np.testing.assert_array_equal(packed[p], padded[:, p * NR:(p + 1) * NR])
+    np.testing.assert_array_equal(pack_panels(np.ascontiguousarray(w.T), True), packed)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("R", [1, ROWS_PER_BLOCK - 1, ROWS_PER_BLOCK, 2 * ROWS_PER_BLOCK + 1, 16])
+@pytest.mark.parametrize("K, M", [(1, 3), (20, 20), (20, 80), (33, 97), (128, 512)])
+def test_packed_product_matches_numpy(R, K, M, dtype):
+    rows = np.random.randn(R, K).astype(dtype)
+    w = np.random.randn(K, M).astype(dtype)
+    out = np.full((R, M), np.nan, dtype=dtype)
+    packed_product(rows, pack_panels(w, False), out)
+    expected = rows.astype(np.float64) @ w.astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=TOLERANCE[dtype],
+                               atol=TOLERANCE[dtype] * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_packed_product_on_row_views(dtype):
+    """Rows and out as the kernels pass them: row slices of larger buffers."""
+    big = np.random.randn(3, 10, 24).astype(dtype)
+    w = np.random.randn(24, 40).astype(dtype)
+    out = np.zeros((12, 40), dtype=dtype)
+    packed_product(big[1, 2:9], pack_panels(w, False), out[3:10])
+    np.testing.assert_allclose(out[3:10], big[1, 2:9] @ w, rtol=TOLERANCE[dtype] * 10)
+    assert np.all(out[:3] == 0) and np.all(out[10:] == 0), "wrote outside its rows"
