@@ -1,6 +1,10 @@
 """The packed-weight GEMM (kernels.packed) and its SIMD intrinsics (kernels.simd)
 against numpy."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numba import njit
@@ -101,3 +105,29 @@ def test_packed_product_on_row_views(dtype):
     packed_product(big[1, 2:9], pack_panels(w, False), out[3:10])
     np.testing.assert_allclose(out[3:10], big[1, 2:9] @ w, rtol=TOLERANCE[dtype] * 10)
     assert np.all(out[:3] == 0) and np.all(out[10:] == 0), "wrote outside its rows"
+
+
+def test_packed_product_with_256_bit_vectors(tmp_path):
+    """Machines without AVX-512 get 256-bit vectors (4 float64 or 8 float32 lanes,
+    panels half as wide).  Compiled here in a fresh process with its own empty
+    compile cache, so that no 512-bit machine code is loaded from disk."""
+    script = """
+import numpy as np
+import fastrnn.kernels.simd as simd
+simd.VECTOR_BITS = 256
+from fastrnn.kernels.packed import pack_panels, packed_product
+for dtype, lanes, tol in ((np.float64, 4, 1e-13), (np.float32, 8, 2e-5)):
+    rows = np.random.randn(7, 19).astype(dtype)
+    w = np.random.randn(19, 37).astype(dtype)
+    packed = pack_panels(w, False)
+    assert packed.shape == (-(-37 // (2 * lanes)), 19, 2 * lanes), packed.shape
+    out = np.empty((7, 37), dtype=dtype)
+    packed_product(rows, packed, out)
+    np.testing.assert_allclose(out, rows.astype(np.float64) @ w, rtol=tol, atol=tol * 10)
+print("ok")
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
