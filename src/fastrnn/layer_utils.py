@@ -204,7 +204,7 @@ class VanillaRNN(_RecurrentLayer):
         N, T, D = x.shape
         blocks = self._blocks(N, T, D)
         H = self.h_dim
-        x_tm, h = self._state_buffers((T * N * D, T * N * H), wx.dtype)
+        x_tm, h = self._state_buffers((T * N * D, (T + 1) * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed_recurrent_weights(wh.size, T),
                     blocks)
@@ -214,7 +214,8 @@ class VanillaRNN(_RecurrentLayer):
         x_tm, h0, wx, wh, h, T, blocks = state
         dh0 = np.empty_like(h0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
-        rnn_backward(dh, x_tm, h0, wx, wh, h, np.empty_like(h), dx, dh0, dwx, dwh, db,
+        grad_pre = np.empty(T * h0.size, dtype=h.dtype)  # T * N * H: see rnn_backward
+        rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
                      packed_recurrent_weights(wh.size, T), blocks)
         return dx, dh0, dwx, dwh, db
 
@@ -271,7 +272,7 @@ class LSTM(_RecurrentLayer):
         H = self.h_dim
         blocks = self._blocks(N, T, D)
         x_tm, gates, c, tanh_c, h = self._state_buffers(
-            (T * N * D, T * N * 4 * H, T * N * H, T * N * H, T * N * H), wx.dtype)
+            (T * N * D, T * N * 4 * H, (T + 1) * N * H, T * N * H, (T + 1) * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
@@ -282,8 +283,8 @@ class LSTM(_RecurrentLayer):
         x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = state
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
-        lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
-                      dwh, db, packed_recurrent_weights(wh.size, T), blocks)
+        lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
+                      packed_recurrent_weights(wh.size, T), blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):

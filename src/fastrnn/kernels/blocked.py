@@ -118,12 +118,10 @@ def add_column_sums(rows, acc):
 
 @kernel(inline="always")
 def add_partials(partials, out):
-    """out[...] = sum of partials over their first axis (partials (P, ...), out (...))."""
+    """out[...] += the sum of partials over their first axis (partials (P, ...), out (...))."""
     flat_out = out.reshape(-1)
     flat = partials.reshape(partials.shape[0], -1)
-    for k in range(flat_out.shape[0]):
-        flat_out[k] = flat[0, k]
-    for p in range(1, flat.shape[0]):
+    for p in range(flat.shape[0]):
         for k in range(flat_out.shape[0]):
             flat_out[k] += flat[p, k]
 
@@ -142,15 +140,27 @@ def tiled(b, rows):
 
 @kernel(inline="always")
 def weight_gradient_parts(n_work, D, H, G, dtype):
-    """Per-block partial sums for ``weight_gradient_block``: (dwx (n_work, D, G),
-    dwh (n_work, H, G), db (n_work, G) zeroed)."""
-    return (np.empty((n_work, D, G), dtype=dtype), np.empty((n_work, H, G), dtype=dtype),
-            np.zeros((n_work, G), dtype=dtype))
+    """Partial sums for the work blocks after the first of ``weight_gradient_block``
+    (the first writes the gradients themselves): (dwx (n_work - 1, D, G),
+    dwh (n_work - 1, H, G), db (n_work - 1, G)).  Fresh pages for large
+    partials cost time in page faults, so there is one set fewer than blocks."""
+    n_parts = n_work - 1
+    return (np.empty((n_parts, D, G), dtype=dtype), np.empty((n_parts, H, G), dtype=dtype),
+            np.empty((n_parts, G), dtype=dtype))
+
+
+@kernel(inline="always")
+def block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts, db_parts):
+    """Where work block q writes its weight gradients: the gradients themselves for
+    block 0, its own partials (see ``weight_gradient_parts``) for the others."""
+    if q == 0:
+        return dwx, dwh, db
+    return dwx_parts[q - 1], dwh_parts[q - 1], db_parts[q - 1]
 
 
 @kernel(inline="always")
 def sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db):
-    """dwx, dwh, db = the sums of the blocks' partials."""
+    """dwx, dwh, db += the sums of the other blocks' partials."""
     add_partials(dwx_parts, dwx)
     add_partials(dwh_parts, dwh)
     add_partials(db_parts, db)
@@ -182,12 +192,14 @@ def work_block(q, n_chunks, splits, N, T):
 
 
 @kernel
-def project_input_block(x, x_tm, wx, out, q, n_chunks, splits):
+def project_input_block(x, x_tm, wx, out, lead, q, n_chunks, splits):
     """Work block q of a recurrent layer's input projection.
 
-    x (N, T, D) batch-major; x_tm (T * N * D,) and out (T * N * G,) chunk-major:
-    writes the block's rows of x_tm (the input, kept for the weight gradients)
-    and of out = x Wx.  Called from inside a kernel's ``prange`` over the blocks.
+    x (N, T, D) batch-major; x_tm (T * N * D,) and out ((lead + T) * N * G,)
+    chunk-major: writes the block's rows of x_tm (the input, kept for the weight
+    gradients) and of out = x Wx, step t at out's step lead + t (a tanh RNN
+    projects into its hidden-state buffer, whose step 0 holds h0).  Called from
+    inside a kernel's ``prange`` over the blocks.
     Not inlined (like ``weight_gradient_block``): compiled once and called from
     every build of every recurrent kernel, which keeps the first compile short.
     """
@@ -197,12 +209,12 @@ def project_input_block(x, x_tm, wx, out, q, n_chunks, splits):
     if t1 > t0:
         R = hi - lo
         x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
-        out_chunk = chunk_view(out, T, N, p, n_chunks, G)
+        out_chunk = chunk_view(out, lead + T, N, p, n_chunks, G)
         for t in range(t0, t1):
             for r in range(R):
                 copy_row(x[lo + r, t], x_chunk[t, r])
         np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D), wx,
-               out_chunk[t0:t1].reshape((t1 - t0) * R, G))
+               out_chunk[lead + t0:lead + t1].reshape((t1 - t0) * R, G))
 
 
 @serial_and_parallel
@@ -226,59 +238,58 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     R, M = dout.shape
     K = x.shape[1]
     w_t = transposed_copy(w)  # see weight_gradient_block
-    dw_parts = np.empty((n_chunks, K, M), dtype=dw.dtype)
-    db_parts = np.zeros((n_chunks, M), dtype=db.dtype)
+    # Block 0 writes dw and db themselves, the others partials added at the end
+    # (see weight_gradient_parts).
+    dw_parts = np.empty((n_chunks - 1, K, M), dtype=dw.dtype)
+    db_parts = np.empty((n_chunks - 1, M), dtype=db.dtype)
     for p in prange(n_chunks):
         lo, hi = chunk_bounds(p, n_chunks, R)
+        dw_block = dw if p == 0 else dw_parts[p - 1]
+        db_block = db if p == 0 else db_parts[p - 1]
+        db_block[:] = 0.0
         if hi > lo:
             np.dot(dout[lo:hi], w_t, dx[lo:hi])
-            np.dot(x[lo:hi].T, dout[lo:hi], dw_parts[p])
+            np.dot(x[lo:hi].T, dout[lo:hi], dw_block)
         else:
-            dw_parts[p] = 0.0
-        add_column_sums(dout[lo:hi], db_parts[p])
+            dw_block[:] = 0.0
+        add_column_sums(dout[lo:hi], db_block)
     add_partials(dw_parts, dw)
     add_partials(db_parts, db)
 
 
 @kernel
-def weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx, dwx_part,
-                          dwh_part, db_part):
+def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx_part, dwh_part,
+                          db_part):
     """Work block q's share of the GEMMs after a recurrent backward loop.
 
-    x_tm (T * N * D,), h (T * N * H,) and grad_pre (T * N * G,): chunk-major
-    buffers of the inputs, the hidden states and the gradient of the
-    pre-activations (G = 4H for an LSTM, H for a tanh RNN); h0 (N, H); wx_t
-    (G, D) = Wx^T, C-contiguous (OpenBLAS ran ``rows @ wx.T`` at half the speed
-    of the copy at the notebook's size: float64 500 x 80 x 10, 23 against 51
-    GFLOP/s).  Writes the block's rows of dx (N, T, D) = dA Wx^T, batch-major, and
-    the block's partial sums dwx_part (D, G) = X^T dA, dwh_part (H, G) = Hprev^T dA
-    with Hprev = [h0, h_1 .. h_{T-1}], and db_part (G,) += the column sums of dA.
-    The block is a run of steps of one chunk, so its Hprev is one slice of the
-    chunk's h (plus h0 for the block that starts at step 0).
+    x_tm (T * N * D,), h ((T + 1) * N * H,) and grad_pre (T * N * G,): chunk-major
+    buffers of the inputs, the hidden states h_0 .. h_T (h_0 the initial state)
+    and the gradient of the pre-activations (G = 4H for an LSTM, H for a tanh
+    RNN); wx_t (G, D) = Wx^T, C-contiguous (OpenBLAS ran ``rows @ wx.T`` at half
+    the speed of the copy at the notebook's size: float64 500 x 80 x 10, 23
+    against 51 GFLOP/s).  Writes the block's rows of dx (N, T, D) = dA Wx^T,
+    batch-major, and the block's sums dwx_part (D, G) = X^T dA, dwh_part (H, G) =
+    Hprev^T dA and db_part (G,) = the column sums of dA, over its steps.  The
+    block is a run of steps [t0, t1) of one chunk, so its Hprev = h_t0 .. h_{t1-1}
+    is one slice of the chunk's h.
     """
     N, T, D = dx.shape
-    H = h0.shape[1]
+    H = dwh_part.shape[0]
     G = wx_t.shape[0]
     p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
     R = hi - lo
+    db_part[:] = 0.0
     if t1 == t0:
         dwx_part[:] = 0.0
         dwh_part[:] = 0.0
         return
     x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
-    h_chunk = chunk_view(h, T, N, p, n_chunks, H)
+    h_chunk = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
     rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
     dx_rows = np.dot(rows, wx_t)
     for i in range(dx_rows.shape[0]):
         copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])
     np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)
-    if t0 > 0:
-        np.dot(h_chunk[t0 - 1:t1 - 1].reshape((t1 - t0) * R, H).T, rows, dwh_part)
-    else:
-        np.dot(h0[lo:hi].T, grad_chunk[0], dwh_part)
-        if t1 > 1:
-            later = np.dot(h_chunk[0:t1 - 1].reshape((t1 - 1) * R, H).T,
-                           grad_chunk[1:t1].reshape((t1 - 1) * R, G))
-            dwh_part += later
+    np.dot(h_chunk[t0:t1].reshape((t1 - t0) * R, H).T, rows, dwh_part)
     add_column_sums(rows, db_part)

@@ -28,9 +28,10 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      recurrent_product, recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
-                      weight_gradient_block, weight_gradient_parts)
+from .blocked import (block_weight_gradients, chunk_bounds, chunk_view, chunking, copy_row,
+                      project_input_block, recurrent_product, recurrent_weights,
+                      sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
+                      weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -42,9 +43,11 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     state; wx (D, 4H); wh (H, 4H); b (4H,).
     Writes, as chunk-major buffers: x_tm (T * N * D,) the input (kept for the
     weight gradients); gates (T * N * 4H,) the activations i, f, o, g of every
-    step; c and tanh_c (T * N * H,) the cell states c_1..c_T and their tanh;
-    h (T * N * H,) the hidden states h_1..h_T.  Writes h_out (N, T, H), the
-    hidden states batch-major (the result), and c_last (N, H) = c_T.
+    step; c and h ((T + 1) * N * H,) the cell and hidden states c_0..c_T and
+    h_0..h_T (step 0 a copy of the initial state, so that every step's previous
+    state, and the weight gradient's Hprev, is one slice); tanh_c (T * N * H,)
+    tanh(c_1)..tanh(c_T).  Writes h_out (N, T, H), the hidden states h_1..h_T
+    batch-major (the result), and c_last (N, H) = c_T.
     ``packed``: compute each step's h_{t-1} Wh on weights packed once before the
     loop (see :func:`.blocked.recurrent_product`) instead of by BLAS.
     """
@@ -53,21 +56,21 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
-            project_input_block(x, x_tm, wx, gates, q, n_chunks, splits)
+            project_input_block(x, x_tm, wx, gates, 0, q, n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
-            project_input_block(x, x_tm, wx, gates, p, n_chunks, 1)
+            project_input_block(x, x_tm, wx, gates, 0, p, n_chunks, 1)
         _forward_chunk(p, n_chunks, h0, c0, wh_blas, wh_packed, b, gates, c, tanh_c, h, h_out,
                        c_last, packed)
 
 
 @kernel(inline="always")
 def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
-    """Chunk p's rows [lo, hi) and its (T, R, ...) views of the stored gates, c and
-    tanh_c: (lo, hi, gates_p, c_p, tanh_p)."""
+    """Chunk p's rows [lo, hi) and its views of the stored gates (T, R, 4H), c
+    (T + 1, R, H) and tanh_c (T, R, H): (lo, hi, gates_p, c_p, tanh_p)."""
     lo, hi = chunk_bounds(p, n_chunks, N)
     return (lo, hi, chunk_view(gates, T, N, p, n_chunks, 4 * H),
-            chunk_view(c, T, N, p, n_chunks, H), chunk_view(tanh_c, T, N, p, n_chunks, H))
+            chunk_view(c, T + 1, N, p, n_chunks, H), chunk_view(tanh_c, T, N, p, n_chunks, H))
 
 
 # The time loop of one chunk is a function of its own, not inlined: compiled once
@@ -82,18 +85,19 @@ def _forward_chunk(p, n_chunks, h0, c0, wh, wh_packed, b, gates, c, tanh_c, h, h
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
     G = 4 * H
-    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
+    for r in range(R):
+        copy_row(h0[lo + r], h_p[0, r])
+        copy_row(c0[lo + r], c_p[0, r])
     recurrent = np.empty((R, G), dtype=gates.dtype)
     bias, scale = tiled_bias_and_scale(b, R)
     for t in range(T):
-        h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-        c_prev = c0[lo:hi] if t == 0 else c_p[t - 1]
-        recurrent_product(h_prev, wh, wh_packed, recurrent, packed)
-        gate_block(gates_p[t], recurrent, bias, scale, c_prev, c_p[t], tanh_p[t], h_p[t])
+        recurrent_product(h_p[t], wh, wh_packed, recurrent, packed)
+        gate_block(gates_p[t], recurrent, bias, scale, c_p[t], c_p[t + 1], tanh_p[t], h_p[t + 1])
         for r in range(R):
-            copy_row(h_p[t, r], h_out[lo + r, t])
+            copy_row(h_p[t + 1, r], h_out[lo + r, t])
     for r in range(R):
-        copy_row(c_p[T - 1, r], c_last[lo + r])
+        copy_row(c_p[T, r], c_last[lo + r])
 
 
 @kernel(inline="always")
@@ -145,14 +149,14 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 
 
 @serial_and_parallel
-def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx,
-                  dwh, db, packed, n_blocks):
+def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
+                  packed, n_blocks):
     """Backpropagate through the LSTM run by ``lstm_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H):
-    gradient on the final cell state (zeros for a plain sequence); x_tm, h0, c0,
-    wx, wh and the forward's chunk-major gates, c, tanh_c and h, with the
-    forward's ``n_blocks``.  ``gates`` is OVERWRITTEN with dA, the gradient of the
+    gradient on the final cell state (zeros for a plain sequence); x_tm, wx, wh
+    and the forward's chunk-major gates, c, tanh_c and h, with the forward's
+    ``n_blocks``.  ``gates`` is OVERWRITTEN with dA, the gradient of the
     pre-activations (same layout).  Writes dx (N, T, D), dh0 and dc0 (N, H), and
     the weight gradients dwx (D, 4H), dwh (H, 4H), db (4H,).
     ``packed`` as in ``lstm_forward``, for each step's dA Wh^T.
@@ -166,20 +170,23 @@ def lstm_backward(dh, dc_last, x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, dx, dh
     wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, wh_t_packed, gates, c, tanh_c, dh0,
-                        dc0, packed)
+        _backward_chunk(p, n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
+                        packed)
         if splits == 1:
-            weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, gates, wx_t, dx, dwx_parts[p],
-                                  dwh_parts[p], db_parts[p])
+            dwx_p, dwh_p, db_p = block_weight_gradients(p, dwx, dwh, db, dwx_parts, dwh_parts,
+                                                        db_parts)
+            weight_gradient_block(p, n_chunks, 1, x_tm, h, gates, wx_t, dx, dwx_p, dwh_p, db_p)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, gates, wx_t, dx,
-                                  dwx_parts[q], dwh_parts[q], db_parts[q])
+            dwx_q, dwh_q, db_q = block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts,
+                                                        db_parts)
+            weight_gradient_block(q, n_chunks, splits, x_tm, h, gates, wx_t, dx, dwx_q, dwh_q,
+                                  db_q)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
+def _backward_chunk(p, n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
                     packed):
     """The backward time loop of chunk p of ``lstm_backward`` (same arguments;
     Wh^T as ``recurrent_weights`` gives it); not inlined, like ``_forward_chunk``."""
@@ -190,8 +197,7 @@ def _backward_chunk(p, n_chunks, dh, dc_last, c0, wh_t, wh_t_packed, gates, c, t
     dc_next = dc_last[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         for r in range(R):
-            c_prev = c0[lo + r] if t == 0 else c_p[t - 1, r]
-            _gate_grad_pass(gates_p[t, r], c_prev, tanh_p[t, r], dh[lo + r, t], dh_next[r],
+            _gate_grad_pass(gates_p[t, r], c_p[t, r], tanh_p[t, r], dh[lo + r, t], dh_next[r],
                             dc_next[r])
         recurrent_product(gates_p[t], wh_t, wh_t_packed, dh_next, packed)
     dh0[lo:hi] = dh_next

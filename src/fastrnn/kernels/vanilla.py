@@ -2,9 +2,9 @@
 
 Same layout (chunk-major buffers, ``n_blocks`` last) and structure as
 ``lstm.py`` with a single gate: ``h_t = tanh(x_t Wx + h_{t-1} Wh + b)``.  The
-input projection of all steps is written into ``h`` before the loop, and each step adds the recurrent
-GEMM and the bias and applies tanh in place; backward needs only ``h``
-(tanh' = 1 - h^2).
+input projection of all steps is written into ``h`` before the loop, and each
+step adds the recurrent GEMM and the bias and applies tanh in place; backward
+needs only ``h`` (tanh' = 1 - h^2).
 """
 
 import numpy as np
@@ -12,9 +12,10 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (chunk_bounds, chunk_view, chunking, copy_row, project_input_block,
-                      recurrent_product, recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
-                      weight_gradient_block, weight_gradient_parts)
+from .blocked import (block_weight_gradients, chunk_bounds, chunk_view, chunking, copy_row,
+                      project_input_block, recurrent_product, recurrent_weights,
+                      sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
+                      weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -23,8 +24,9 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed, n_blocks):
 
     x (N, T, D) the input, batch-major as the API has it; h0 (N, H); wx (D, H);
     wh (H, H); b (H,).  Writes, chunk-major: x_tm (T * N * D,) the input (kept
-    for the weight gradients) and h (T * N * H,) the hidden states h_1..h_T (all
-    backward needs); and h_out (N, T, H), the same batch-major (the result).
+    for the weight gradients) and h ((T + 1) * N * H,) the hidden states
+    h_0..h_T (all backward needs; h_0 a copy of h0, see ``lstm_forward``); and
+    h_out (N, T, H), h_1..h_T batch-major (the result).
     ``packed``: see ``lstm_forward``.
     """
     N = x.shape[0]
@@ -32,10 +34,10 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed, n_blocks):
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
-            project_input_block(x, x_tm, wx, h, q, n_chunks, splits)
+            project_input_block(x, x_tm, wx, h, 1, q, n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
-            project_input_block(x, x_tm, wx, h, p, n_chunks, 1)
+            project_input_block(x, x_tm, wx, h, 1, p, n_chunks, 1)
         _forward_chunk(p, n_chunks, h0, wh_blas, wh_packed, b, h, h_out, packed)
 
 
@@ -46,32 +48,32 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
     N, T, H = h_out.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     R = hi - lo
-    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
+    for r in range(R):
+        copy_row(h0[lo + r], h_p[0, r])
     recurrent = np.empty((R, H), dtype=h.dtype)
     rec_flat = recurrent.reshape(R * H)
     # The bias tiled over the block's rows, so that tanh runs as one loop over the
     # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
     bias = tiled(b, R)
     for t in range(T):
-        h_prev = h0[lo:hi] if t == 0 else h_p[t - 1]
-        recurrent_product(h_prev, wh, wh_packed, recurrent, packed)
-        block = h_p[t].reshape(R * H)
+        recurrent_product(h_p[t], wh, wh_packed, recurrent, packed)
+        block = h_p[t + 1].reshape(R * H)  # x_t Wx on entry
         for k in range(R * H):
             block[k] = tanh(block[k] + rec_flat[k] + bias[k])
         for r in range(R):
-            copy_row(h_p[t, r], h_out[lo + r, t])
+            copy_row(h_p[t + 1, r], h_out[lo + r, t])
 
 
 @serial_and_parallel
-def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
-                 packed, n_blocks):
+def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, packed, n_blocks):
     """Backpropagate through the tanh RNN run by ``rnn_forward``.
 
-    dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, h0, wx, wh
-    and the forward's chunk-major hidden states h, with the forward's
-    ``n_blocks``.  grad_pre (T * N * H,) is work space (the gradient of the
-    pre-activations, chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight
-    gradients dwx (D, H), dwh (H, H), db (H,).  ``packed``: see ``lstm_backward``.
+    dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, wx, wh and
+    the forward's chunk-major hidden states h, with the forward's ``n_blocks``.
+    grad_pre (T * N * H,) is work space (the gradient of the pre-activations,
+    chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight gradients
+    dwx (D, H), dwh (H, H), db (H,).  ``packed``: see ``lstm_backward``.
     """
     N, T, H = dh.shape
     D = dx.shape[2]
@@ -83,12 +85,15 @@ def rnn_backward(dh, x_tm, h0, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
     for p in prange(n_chunks):
         _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed)
         if splits == 1:
-            weight_gradient_block(p, n_chunks, 1, x_tm, h0, h, grad_pre, wx_t, dx, dwx_parts[p],
-                                  dwh_parts[p], db_parts[p])
+            dwx_p, dwh_p, db_p = block_weight_gradients(p, dwx, dwh, db, dwx_parts, dwh_parts,
+                                                        db_parts)
+            weight_gradient_block(p, n_chunks, 1, x_tm, h, grad_pre, wx_t, dx, dwx_p, dwh_p, db_p)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(q, n_chunks, splits, x_tm, h0, h, grad_pre, wx_t, dx,
-                                  dwx_parts[q], dwh_parts[q], db_parts[q])
+            dwx_q, dwh_q, db_q = block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts,
+                                                        db_parts)
+            weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx_q, dwh_q,
+                                  db_q)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
@@ -98,12 +103,12 @@ def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed
     Wh^T as ``recurrent_weights`` gives it)."""
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
-    h_p = chunk_view(h, T, N, p, n_chunks, H)
+    h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
     dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
-            da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t, r], dh[lo + r, t], dh_next[r]
+            da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t + 1, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
         recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, packed)
