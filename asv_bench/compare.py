@@ -344,14 +344,15 @@ _MEMORY_PROBE = textwrap.dedent("""
 def lstm_memory(size):
     """(peak bytes of a float32 LSTM forward+backward, the formula's bytes).
 
-    Formula: stored activations (gates (T, N, 4H), c and h (T, N, H), the
-    time-major copy of x (T, N, D)) + inputs (x, h0, dh) + outputs (h, dx, dh0) +
-    weight gradients.  The peak is the process's resident-memory high-water mark
-    during the call above its level before, plus the inputs (made before).
+    Formula: stored activations (gates (T, N, 4H), tanh(c) (T, N, H), c and h
+    (T + 1, N, H) with the initial state, the time-major copy of x (T, N, D)) +
+    inputs (x, h0, dh) + outputs (h, dx, dh0) + weight gradients.  The peak is the
+    process's resident-memory high-water mark during the call above its level
+    before, plus the inputs (made before).
     """
     N, T, D, H = size
     unit = N * T * 4
-    stored = unit * (4 * H + 2 * H + D)
+    stored = unit * (4 * H + 3 * H + D) + 2 * N * H * 4
     inputs = unit * (D + H) + N * H * 4
     outputs = unit * (H + D) + N * H * 4
     weight_grads = 4 * 4 * H * (D + H + 1)

@@ -11,7 +11,8 @@ from numba import njit
 from numba.core.errors import TypingError
 
 from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_product
-from fastrnn.kernels.simd import VECTOR_BITS, vector_lanes, vfma, vload, vsplat, vstore, vzero
+from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vload, vsplat,
+                                  vstore, vzero)
 
 TOLERANCE = {np.float64: 1e-13, np.float32: 2e-5}
 
@@ -20,8 +21,13 @@ def panel_columns(dtype):
     return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
 
 
-def test_vector_width_is_the_hosts():
-    assert VECTOR_BITS in (256, 512)
+def test_vector_width_is_the_one_numba_compiles_for():
+    from numba.core import codegen
+
+    assert VECTOR_BITS == vector_bits(codegen.get_host_cpu_features())
+    assert vector_bits("+avx,+avx2,+avx512f,+fma") == 512
+    assert vector_bits("+avx,+avx2,-avx512f") == 256
+    assert vector_bits("-avx,-avx2,-avx512f,+sse2") == 128
 
     @njit
     def lanes(a):
@@ -50,6 +56,13 @@ def test_intrinsics_load_fma_and_store_lane_by_lane(dtype):
     np.testing.assert_allclose(out[:, 1:1 + lanes], x * a + y, rtol=TOLERANCE[dtype])
     assert np.all(out[:, 1 + lanes:1 + 2 * lanes] == 0)
     assert np.all(out[:, 0] == 7.0) and np.all(out[:, -1] == 7.0), "wrote outside its lanes"
+
+
+def test_panels_of_another_width_are_refused():
+    w = np.random.randn(8, 40)
+    half_width = pack_panels(w, False)[:, :, :panel_columns(np.float64) // 2].copy()
+    with pytest.raises(ValueError, match="another SIMD width"):
+        packed_product(np.ones((2, 8)), half_width, np.empty((2, 40)))
 
 
 def test_intrinsics_reject_what_they_do_not_handle():
@@ -121,6 +134,7 @@ for dtype, lanes, tol in ((np.float64, 4, 1e-13), (np.float32, 8, 2e-5)):
     w = np.random.randn(19, 37).astype(dtype)
     packed = pack_panels(w, False)
     assert packed.shape == (-(-37 // (2 * lanes)), 19, 2 * lanes), packed.shape
+    assert np.array_equal(pack_panels(np.ascontiguousarray(w.T), True), packed)
     out = np.empty((7, 37), dtype=dtype)
     packed_product(rows, packed, out)
     np.testing.assert_allclose(out, rows.astype(np.float64) @ w, rtol=tol, atol=tol * 10)

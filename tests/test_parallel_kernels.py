@@ -67,19 +67,20 @@ def check_against_reference(layer, N, T, dtype):
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
-@pytest.mark.parametrize("N, H", [(7, 5), (9, 37)])
+@pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 37)])
 def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, monkeypatch):
     """The per-step GEMMs on packed weights (kernels.packed), forced here at small
     sizes, give the reference's results, serially and in blocks of unequal row
     counts.  H = 37 makes a partial last panel in both dtypes and, for the LSTM,
-    several full ones; 7 and 9 rows leave rows over from the 4-row blocks."""
+    several full ones; 7 and 9 rows leave rows over from the 4-row blocks; 2 rows
+    in 3 blocks split the time steps too."""
     asked = []
 
     def always(recurrent_weights, steps):
         asked.append((recurrent_weights, steps))
         return True
 
-    monkeypatch.setattr(fastrnn.layer_utils, "packed_recurrent_weights", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", always)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     layer = make_recurrent(cell_type, D, H, dtype, 0.3)
@@ -89,11 +90,11 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
 
 
 def test_packed_weights_are_chosen_for_large_weights_and_sequences():
-    from fastrnn.layer_utils import PACKED_WEIGHTS_MIN_SIZE, packed_recurrent_weights
+    from fastrnn.layer_utils import PACKED_WEIGHTS_MIN_SIZE, uses_packed_weights
 
-    assert packed_recurrent_weights(PACKED_WEIGHTS_MIN_SIZE, 2)
-    assert not packed_recurrent_weights(PACKED_WEIGHTS_MIN_SIZE - 1, 50)
-    assert not packed_recurrent_weights(100 * PACKED_WEIGHTS_MIN_SIZE, 1)
+    assert uses_packed_weights(PACKED_WEIGHTS_MIN_SIZE, 2)
+    assert not uses_packed_weights(PACKED_WEIGHTS_MIN_SIZE - 1, 50)
+    assert not uses_packed_weights(100 * PACKED_WEIGHTS_MIN_SIZE, 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -101,10 +102,10 @@ def test_packed_weights_are_chosen_for_large_weights_and_sequences():
 def test_layers_large_enough_for_packed_weights(cell_type, H, dtype):
     """The layers' own choice, unpatched, at the smallest sizes that pack (Wh of
     128 x 512 and 256 x 256)."""
-    from fastrnn.layer_utils import packed_recurrent_weights
+    from fastrnn.layer_utils import uses_packed_weights
 
     layer = make_recurrent(cell_type, 3, H, dtype, 0.1)
-    assert packed_recurrent_weights(layer.params[layer.wh_name].size, 4)
+    assert uses_packed_weights(layer.params[layer.wh_name].size, 4)
     check_against_reference(layer, 5, 4, dtype)
 
 
@@ -139,6 +140,25 @@ def test_temporal_fc_in_blocks(dtype):
     w, b = fc.params[fc.w_name], fc.params[fc.b_name]
     assert_matches(out, ref.temporal_fc_forward(x, w, b), dtype, "out")
     dx_ref, dw_ref, db_ref = ref.temporal_fc_backward(dout, x, w)
+    assert_matches(dx, dx_ref, dtype, "dx")
+    assert_matches(fc.grads[fc.w_name], dw_ref, dtype, "dw")
+    assert_matches(fc.grads[fc.b_name], db_ref, dtype, "db")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_more_blocks_than_work(dtype, monkeypatch):
+    """3 blocks for 2 rows (linear layer) or 2 steps of 1 sequence (recurrent
+    layers): the first block, which writes the weight gradients themselves while
+    the others write partials, gets no work and must still leave them right."""
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: FORCED_BLOCKS)
+    for cell_type in ("rnn", "lstm"):
+        check_against_reference(make_recurrent(cell_type, 3, 4, dtype, 1.0), 1, 2, dtype)
+    fc = temporal_fc(3, 5, init_scale=1.0, dtype=dtype)
+    x = np.random.randn(1, 2, 3).astype(dtype)
+    dout = np.random.randn(1, 2, 5).astype(dtype)
+    fc.forward(x)
+    dx = fc.backward(dout)
+    dx_ref, dw_ref, db_ref = ref.temporal_fc_backward(dout, x, fc.params[fc.w_name])
     assert_matches(dx, dx_ref, dtype, "dx")
     assert_matches(fc.grads[fc.w_name], dw_ref, dtype, "dw")
     assert_matches(fc.grads[fc.b_name], db_ref, dtype, "db")

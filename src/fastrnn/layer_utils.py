@@ -57,10 +57,13 @@ def _random_weights(scale, shape, dtype):
 
 
 # When the per-step recurrent GEMMs run on weights packed once per sequence
-# (kernels.packed) instead of by OpenBLAS: from this many entries in Wh, for
-# sequences longer than one step (a single product has nothing to amortise the
-# packing over).  Measured on the 2-core AMD EPYC machines, whole layer, the two
-# forms interleaved in one process, speed-up of forward / backward / both:
+# (kernels.packed) instead of one OpenBLAS call per step on the weights as they
+# are: from this many entries in Wh, for sequences longer than one step (not
+# measured: a single product packs the weights and reads them once, as OpenBLAS
+# does, so it cannot gain).  Measured on the 2-core AMD EPYC machines, whole
+# layer, the two forms interleaved in one process, speed-up of forward / backward
+# / both (for float32 from 65,536 weights the form it replaced was OpenBLAS on
+# the transposed product, itself 1.0-1.19x faster than the plain calls):
 #   LSTM float32  H=128 (65,536 weights, N=32): 1.50 / 1.25 / 1.33
 #                 H=256: 1.24 / 1.10 / 1.14;  H=1024: 1.40 / 1.23 / 1.29
 #   LSTM float64  H=128: 1.20 / 1.14 / 1.16;  H=256: 1.08;  H=1024: 1.06
@@ -70,10 +73,10 @@ def _random_weights(scale, shape, dtype):
 PACKED_WEIGHTS_MIN_SIZE = 65_536
 
 
-def packed_recurrent_weights(recurrent_weights, steps):
-    """Whether a recurrent layer with ``recurrent_weights`` entries in Wh, run over
-    ``steps`` time steps, computes its per-step GEMMs on packed weights."""
-    return recurrent_weights >= PACKED_WEIGHTS_MIN_SIZE and steps > 1
+def uses_packed_weights(wh_size, steps):
+    """Whether a recurrent layer with ``wh_size`` entries in Wh, run over ``steps``
+    time steps, computes its per-step GEMMs on packed weights."""
+    return wh_size >= PACKED_WEIGHTS_MIN_SIZE and steps > 1
 
 
 class _Layer:
@@ -206,7 +209,7 @@ class VanillaRNN(_RecurrentLayer):
         H = self.h_dim
         x_tm, h = self._state_buffers((T * N * D, (T + 1) * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed_recurrent_weights(wh.size, T),
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, uses_packed_weights(wh.size, T),
                     blocks)
         return h_out, (x_tm, h0, wx, wh, h, T, blocks)
 
@@ -216,7 +219,7 @@ class VanillaRNN(_RecurrentLayer):
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         grad_pre = np.empty(T * h0.size, dtype=h.dtype)  # T * N * H: see rnn_backward
         rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
-                     packed_recurrent_weights(wh.size, T), blocks)
+                     uses_packed_weights(wh.size, T), blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -276,7 +279,7 @@ class LSTM(_RecurrentLayer):
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
-                     packed_recurrent_weights(wh.size, T), blocks)
+                     uses_packed_weights(wh.size, T), blocks)
         return h_out, c_last, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
@@ -284,7 +287,7 @@ class LSTM(_RecurrentLayer):
         dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
-                      packed_recurrent_weights(wh.size, T), blocks)
+                      uses_packed_weights(wh.size, T), blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):

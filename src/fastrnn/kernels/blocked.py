@@ -9,10 +9,11 @@ memory) and the partials are added at the end.
 
 Chunk-major buffers.  The recurrent kernels cut the batch into ``n_chunks``
 chunks of rows, one per thread, and store what a sequence needs (inputs, gate
-activations, states) in flat buffers of ``T * N * M`` values where chunk p, batch
-rows [lo, hi), owns the contiguous run ``[T*lo*M, T*hi*M)`` laid out time-major
-``(T, hi - lo, M)`` (``chunk_view``).  With one chunk this is the plain
-time-major ``(T, N, M)``.  A buffer shared time-major by all chunks would
+activations, states) in flat buffers of ``S * N * M`` values, S steps, where
+chunk p, batch rows [lo, hi), owns the contiguous run ``[S*lo*M, S*hi*M)`` laid
+out time-major ``(S, hi - lo, M)`` (``chunk_view``).  With one chunk this is the
+plain time-major ``(S, N, M)``.  S is T for inputs and gates, T + 1 for the
+hidden and cell states (step 0 holds the initial state).  A buffer shared time-major by all chunks would
 interleave the chunks' rows at every step, and two threads writing their own
 rows of the same step's block slow each other down badly (measured at the
 notebook's size: a cell update 2.5x slower on two threads than one thread doing
@@ -43,10 +44,10 @@ def copy_row(src, dst):
 
 @kernel(inline="always")
 def transpose_into(src, dst):
-    """dst (R, M) = src (M, R) transposed.  Written row by row of dst: the other
-    order stores with a stride of M elements, which at M = 1024 float32 (4 KB)
-    puts every store in the same cache set (measured: 77 against 20 us for
-    (1024, 32))."""
+    """dst (R, M) = src (M, R) transposed, row by row of dst (used on the 16 x 16
+    tiles of ``transposed_copy``).  Row by row of dst because the other order
+    stores with a stride of M elements, which for a whole (1024, 32) float32
+    matrix put every store in the same cache set (measured: 77 against 20 us)."""
     M, R = src.shape
     for r in range(R):
         row = dst[r]
@@ -84,7 +85,7 @@ def recurrent_product(rows, w, w_packed, out, packed):
 
     With ``packed`` it runs on ``w_packed``, the same weights packed once before
     the loop (:mod:`.packed`), and w is not read; otherwise it is one BLAS call
-    and w_packed is not read.  ``fastrnn.layer_utils.packed_recurrent_weights``
+    and w_packed is not read.  ``fastrnn.layer_utils.uses_packed_weights``
     chooses, from whole-layer timings.
     """
     if packed:

@@ -1,6 +1,6 @@
 """LSTM time loops, forward and backward, one compiled call each.
 
-Layout (see ``kernels.md``): the stored state is time-major and C-contiguous per
+Layout (see :mod:`.blocked`): the stored state is time-major and C-contiguous per
 chunk of batch rows (the chunk-major buffers of :mod:`.blocked`), so that each
 step's slice of a chunk is one contiguous ``(R, ...)`` block that BLAS takes
 without a copy; the API's batch-major ``(N, T, ...)`` input, output and

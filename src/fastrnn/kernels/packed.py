@@ -25,8 +25,9 @@ import numpy as np
 from ._jit import kernel
 from .simd import vector_lanes, vfma, vload, vsplat, vstore, vzero
 
-# Rows per microkernel block (4 rows x 2 vectors = 8 accumulators; 8 rows was
-# no faster at the sizes measured and leaves more rows to the 1-row kernel).
+# Rows per microkernel block: ``_block_4`` is written out for exactly 4 rows
+# (4 rows x 2 vectors = 8 accumulators; 8 rows was no faster at the sizes
+# measured and leaves more rows to the 1-row kernel).
 ROWS_PER_BLOCK = 4
 
 
@@ -43,11 +44,13 @@ def pack_panels(w, transpose):
     K, M = (w.shape[1], w.shape[0]) if transpose else w.shape
     NR = panel_width(w)
     P = (M + NR - 1) // NR
-    packed = np.zeros((P, K, NR), dtype=w.dtype)
+    panels = np.empty((P, K, NR), dtype=w.dtype)
     for p in range(P):
         m0 = p * NR
         width = min(NR, M - m0)
-        panel = packed[p]
+        panel = panels[p]
+        if width < NR:
+            panel[:, width:] = 0.0
         if transpose:
             # Row m of w is column m of B: read each row once, in order.
             for j in range(width):
@@ -60,25 +63,29 @@ def pack_panels(w, transpose):
                 row = panel[k]
                 for j in range(width):
                     row[j] = source[m0 + j]
-    return packed
+    return panels
 
 
 @kernel
-def packed_product(rows, packed, out):
-    """out (R, M) = rows (R, K) @ B, with B packed by ``pack_panels`` (M = out's
-    columns, at most P * NR).  rows and out must be C-contiguous row-wise (each
-    row contiguous); nothing is checked here.
+def packed_product(rows, panels, out):
+    """out (R, M) = rows (R, K) @ B, with B packed by ``pack_panels`` into panels
+    (P, K, NR) (M = out's columns, at most P * NR).  Each row of out must be
+    contiguous (the vector stores assume it); rows is read one value at a time.
+    Shapes are not checked here, but panels of another width than this build's
+    (packed by code compiled for other vectors) raise ValueError.
     """
     R = rows.shape[0]
     M = out.shape[1]
-    P, K, NR = packed.shape
+    P, K, NR = panels.shape
+    if NR != panel_width(panels):
+        raise ValueError("packed_product: panels packed for another SIMD width")
     full_panels = M // NR
     # A partial last panel is computed whole into scratch, then its M % NR real
     # columns copied out (out has no room for the padding).
-    scratch = np.empty((ROWS_PER_BLOCK, NR), dtype=out.dtype)
+    scratch = np.empty((ROWS_PER_BLOCK, NR if M % NR else 0), dtype=out.dtype)
     blocked_rows = R - R % ROWS_PER_BLOCK
     for p in range(P):
-        panel = packed[p]
+        panel = panels[p]
         m0 = p * NR
         if p < full_panels:
             for r0 in range(0, blocked_rows, ROWS_PER_BLOCK):

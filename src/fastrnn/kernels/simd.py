@@ -4,14 +4,18 @@ Numba has no vector type, and its loop vectoriser does not keep a block of
 accumulators in registers across a loop (the shape a GEMM microkernel needs).
 This module adds one: ``SimdVector``, a Numba type whose LLVM representation is
 a ``<lanes x float>`` vector, and a handful of intrinsics on it.  Written with
-them, a microkernel holds its accumulators as SSA values, which LLVM keeps in
-vector registers: the code below compiles to broadcast, load and FMA
-instructions and nothing else in the inner loop.
+them, a microkernel (``packed._block_4``) holds its accumulators as SSA values,
+which LLVM keeps in vector registers: its inner loop compiles to broadcast,
+load and FMA instructions and nothing else.
 
-The vector width is the host's widest: 512 bits where the CPU has AVX-512F,
-256 bits otherwise (AVX2 and older; LLVM splits or lowers what the CPU lacks).
-Numba's on-disk cache is keyed by the CPU name and features, so a cache written
-on one kind of machine is not loaded on another.
+The vector width follows the CPU features Numba compiles for (the host's, or
+``NUMBA_CPU_FEATURES``; ``NUMBA_ENABLE_AVX=0`` turns AVX off): 512 bits with
+AVX-512F, 256 with AVX, 128 otherwise; LLVM splits a vector wider than the
+registers.  Numba's on-disk cache is keyed by the CPU name and features it
+compiles for, so code built for one width is not loaded for another.  Numba
+does not notice edits to this module or to :mod:`.packed` in the cached kernels
+that use them: delete the ``__pycache__`` ``*.nbi`` / ``*.nbc`` files after
+changing either.
 
 * ``vector_lanes(a)``: lanes of a vector of ``a``'s dtype (a compile-time constant).
 * ``vzero(a)``: a zero vector of ``a``'s dtype.
@@ -19,16 +23,34 @@ on one kind of machine is not loaded on another.
 * ``vload(a, i, j)`` / ``vstore(a, i, j, v)``: the lanes starting at ``a[i, j]``
   of a 2-D array, ``a[i, j:j + lanes]``, which must be contiguous and in bounds
   (not checked, like all kernel indexing).
-* ``vfma(x, y, acc)``: ``x * y + acc`` lane by lane, rounded once.
+* ``vfma(x, y, acc)``: ``x * y + acc`` lane by lane, fused (rounded once) where
+  the CPU has FMA instructions, a multiply and an add where it has not.
 """
 
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils, errors
+from numba.core import cgutils, codegen, config, errors
 from numba.extending import intrinsic, models, register_model
 
-VECTOR_BITS = 512 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 256
+
+def _compile_target_features():
+    """The CPU features Numba compiles for, as LLVM's '+name,-name,...' string."""
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    return codegen.get_host_cpu_features()
+
+
+def vector_bits(features):
+    """The widest SIMD registers in an LLVM feature string, in bits."""
+    enabled = {name[1:] for name in features.split(",") if name.startswith("+")}
+    if "avx512f" in enabled:
+        return 512
+    if "avx" in enabled:
+        return 256
+    return 128
+
+
+VECTOR_BITS = vector_bits(_compile_target_features())
 
 
 class SimdVector(types.Type):
@@ -91,24 +113,26 @@ def vsplat(typingctx, x):
     return vector(x), codegen
 
 
-def _lane_pointer(context, builder, array_type, array, i, j, llvm_vector_type):
-    """Pointer to a[i, j], as a pointer to a vector."""
-    data = context.make_array(array_type)(context, builder, array)
-    element = cgutils.get_item_pointer(context, builder, array_type, data, [i, j])
+def _lane_pointer(context, builder, signature, args, llvm_vector_type):
+    """Pointer to a[i, j] for args (a, i, j, ...), as a pointer to a vector."""
+    array_type = signature.args[0]
+    data = context.make_array(array_type)(context, builder, args[0])
+    indices = [context.cast(builder, args[k], signature.args[k], types.intp) for k in (1, 2)]
+    element = cgutils.get_item_pointer(context, builder, array_type, data, indices)
     return builder.bitcast(element, llvm_vector_type.as_pointer())
 
 
 @intrinsic
 def vload(typingctx, a, i, j):
     """The vector a[i, j:j + lanes] of a 2-D float array."""
-    if not (isinstance(a, types.Array) and a.ndim == 2):
+    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(i, types.Integer)
+            and isinstance(j, types.Integer)):
         return None
     vector = _vector_type(a.dtype)
 
     def codegen(context, builder, signature, args):
         llvm_type = context.get_value_type(vector)
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], args[1], args[2],
-                                llvm_type)
+        pointer = _lane_pointer(context, builder, signature, args, llvm_type)
         return builder.load(pointer, align=a.dtype.bitwidth // 8)
 
     return vector(a, i, j), codegen
@@ -117,13 +141,13 @@ def vload(typingctx, a, i, j):
 @intrinsic
 def vstore(typingctx, a, i, j, v):
     """a[i, j:j + lanes] = v for a 2-D float array of v's dtype."""
-    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(v, SimdVector)
-            and v.dtype == a.dtype):
+    if not (isinstance(a, types.Array) and a.ndim == 2 and a.mutable
+            and isinstance(i, types.Integer) and isinstance(j, types.Integer)
+            and isinstance(v, SimdVector) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, signature, args):
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], args[1], args[2],
-                                args[3].type)
+        pointer = _lane_pointer(context, builder, signature, args, args[3].type)
         builder.store(args[3], pointer, align=a.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
@@ -132,7 +156,9 @@ def vstore(typingctx, a, i, j, v):
 
 @intrinsic
 def vfma(typingctx, x, y, acc):
-    """x * y + acc, lane by lane, with one rounding (LLVM's fma intrinsic)."""
+    """x * y + acc, lane by lane (LLVM's fmuladd: one FMA instruction where the
+    CPU has them, which rounds once; a multiply and an add elsewhere, instead of
+    a call to libm's fma per lane)."""
     if not (isinstance(acc, SimdVector) and x == acc and y == acc):
         return None
 
@@ -140,7 +166,8 @@ def vfma(typingctx, x, y, acc):
         llvm_type = args[2].type
         suffix = f"v{acc.lanes}f{acc.dtype.bitwidth}"
         fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(llvm_type, [llvm_type] * 3), f"llvm.fma.{suffix}")
+            builder.module, ir.FunctionType(llvm_type, [llvm_type] * 3),
+            f"llvm.fmuladd.{suffix}")
         return builder.call(fma, args)
 
     return acc(x, y, acc), codegen
