@@ -120,16 +120,18 @@ def test_packed_product_on_row_views(dtype):
     assert np.all(out[:3] == 0) and np.all(out[10:] == 0), "wrote outside its rows"
 
 
-def test_packed_product_with_256_bit_vectors(tmp_path):
-    """Machines without AVX-512 get 256-bit vectors (4 float64 or 8 float32 lanes,
-    panels half as wide).  Compiled here in a fresh process with its own empty
-    compile cache, so that no 512-bit machine code is loaded from disk."""
-    script = """
+@pytest.mark.parametrize("bits", [256, 128])
+def test_packed_product_with_narrower_vectors(bits, tmp_path):
+    """Machines without AVX-512 get 256-bit vectors, without AVX 128-bit ones
+    (panels half or a quarter as wide).  Compiled here in a fresh process with its
+    own empty compile cache, so that no 512-bit machine code is loaded from disk."""
+    script = f"""
 import numpy as np
 import fastrnn.kernels.simd as simd
-simd.VECTOR_BITS = 256
+simd.VECTOR_BITS = {bits}
 from fastrnn.kernels.packed import pack_panels, packed_product
-for dtype, lanes, tol in ((np.float64, 4, 1e-13), (np.float32, 8, 2e-5)):
+for dtype, tol in ((np.float64, 1e-13), (np.float32, 2e-5)):
+    lanes = {bits} // (8 * np.dtype(dtype).itemsize)
     rows = np.random.randn(7, 19).astype(dtype)
     w = np.random.randn(19, 37).astype(dtype)
     packed = pack_panels(w, False)
