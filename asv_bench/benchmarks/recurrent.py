@@ -1,7 +1,10 @@
-"""One recurrent layer: forward, and forward + backward, over sizes and dtypes."""
+"""One recurrent layer: forward, and forward + backward, over sizes and dtypes;
+and the per-step recurrent GEMM, OpenBLAS against packed weights."""
 
 import numpy as np
+from numba import njit
 
+from fastrnn.kernels.packed import pack_panels, packed_product
 from fastrnn.layer_utils import LSTM, VanillaRNN
 
 SIZES = ["10x50x10x20", "32x100x64x128", "64x100x256x256"]  # N x T x D x H
@@ -40,3 +43,44 @@ class LSTMLayer(_Recurrent):
 
 class VanillaRNNLayer(_Recurrent):
     layer_class = VanillaRNN
+
+
+# Not cached on disk: asv and the tests import this file under different module
+# names, and a cached entry refers to the module it was compiled in.
+@njit
+def _openblas_steps(rows, w, out, steps):
+    for _ in range(steps):
+        np.dot(rows, w, out)
+
+
+@njit
+def _packed_steps(rows, panels, out, steps):
+    for _ in range(steps):
+        packed_product(rows, panels, out)
+
+
+class PerStepProduct:
+    """The GEMM inside a time loop, rows (R, K) @ Wh (K, M), 10 steps on one
+    thread: OpenBLAS on the weights as they are against the packed panels the
+    layers use from 65,536 weights (kernels.packed).  Shapes: one thread's rows
+    of the LSTM forward at (32, 100, 64, 128) and (64, 50, 512, 1024)."""
+
+    params = (["16x128x512", "32x1024x4096"], DTYPES)
+    param_names = ["R x K x M", "dtype"]
+    steps = 10
+
+    def setup(self, shape, dtype):
+        R, K, M = map(int, shape.split("x"))
+        rng = np.random.default_rng(0)
+        self.rows = rng.standard_normal((R, K)).astype(dtype)
+        self.w = rng.standard_normal((K, M)).astype(dtype)
+        self.panels = pack_panels(self.w, False)
+        self.out = np.empty((R, M), dtype=dtype)
+        self.time_openblas(shape, dtype)  # compile / load
+        self.time_packed(shape, dtype)
+
+    def time_openblas(self, shape, dtype):
+        _openblas_steps(self.rows, self.w, self.out, self.steps)
+
+    def time_packed(self, shape, dtype):
+        _packed_steps(self.rows, self.panels, self.out, self.steps)
