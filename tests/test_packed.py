@@ -11,8 +11,8 @@ from numba import njit
 from numba.core.errors import TypingError
 
 from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_product
-from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vload, vsplat,
-                                  vstore, vzero)
+from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vlane, vload,
+                                  vsplat, vstore, vzero)
 
 TOLERANCE = {np.float64: 1e-13, np.float32: 2e-5}
 
@@ -56,6 +56,18 @@ def test_intrinsics_load_fma_and_store_lane_by_lane(dtype):
     np.testing.assert_allclose(out[:, 1:1 + lanes], x * a + y, rtol=TOLERANCE[dtype])
     assert np.all(out[:, 1 + lanes:1 + 2 * lanes] == 0)
     assert np.all(out[:, 0] == 7.0) and np.all(out[:, -1] == 7.0), "wrote outside its lanes"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vlane_reads_each_lane(dtype):
+    @njit
+    def lanes_of(a):
+        v = vload(a, 0, 0)
+        return [vlane(v, j) for j in range(vector_lanes(a))]
+
+    a = np.random.randn(1, VECTOR_BITS // (8 * np.dtype(dtype).itemsize)).astype(dtype)
+    got = lanes_of(a)
+    assert got == list(a[0]) and type(got[0]) is type(a[0, 0].item())
 
 
 def test_panels_of_another_width_are_refused():

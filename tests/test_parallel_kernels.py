@@ -36,17 +36,7 @@ def force_blocks(monkeypatch):
 @pytest.mark.parametrize("N, T, D, H", [(7, 5, 4, 6), (2, 9, 3, 5), (5, 2, 6, 3), (1, 4, 3, 2)])
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
 def test_recurrent_layers_in_blocks(cell_type, N, T, D, H, dtype):
-    layer = make_recurrent(cell_type, D, H, dtype, 1.0)
-    x = np.random.randn(N, T, D).astype(dtype)
-    h0 = np.random.randn(N, H).astype(dtype)
-    dh = np.random.randn(N, T, H).astype(dtype)
-    h = layer.forward(x, h0)
-    dx, dh0 = layer.backward(dh)
-    h_ref, grads_ref = reference_sequence(cell_type, x, h0, dh, *weights(layer))
-    assert_matches(h, h_ref, dtype, "h")
-    got = [dx, dh0, *(layer.grads[k] for k in (layer.wx_name, layer.wh_name, layer.b_name))]
-    for name, actual, expected in zip(["dx", "dh0", "dWx", "dWh", "db"], got, grads_ref):
-        assert_matches(actual, expected, dtype, name)
+    check_against_reference(make_recurrent(cell_type, D, H, dtype, 1.0), N, T, dtype)
 
 
 def check_against_reference(layer, N, T, dtype):
@@ -76,8 +66,8 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
     in 3 blocks split the time steps too."""
     asked = []
 
-    def always(recurrent_weights, steps):
-        asked.append((recurrent_weights, steps))
+    def always(wh_size, steps):
+        asked.append((wh_size, steps))
         return True
 
     monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", always)

@@ -40,15 +40,13 @@ def check_shape(name, array, labels, expected):
                 f"{name}: expected shape {_shape_text(labels, expected)}, got {array.shape}")
 
 
-def float_array(name, value, labels, expected, dtype=None, cast=False, copy=False):
+def float_array(name, value, labels, expected, dtype=None, cast=False):
     """Return ``value`` as a C-contiguous float array of the given shape.
 
     dtype: the compute dtype.  With ``cast=False`` a float array of another
     precision is a TypeError (no silent up- or down-cast of data); with
     ``cast=True`` it is converted (used for states such as h0, which callers
-    often build with ``np.zeros`` whatever the model's dtype).  With ``copy=True``
-    the result is always a new array (for values a layer keeps for its backward,
-    which the caller may change afterwards).
+    often build with ``np.zeros`` whatever the model's dtype).
     """
     if not isinstance(value, np.ndarray):
         value = np.asarray(value)
@@ -62,8 +60,6 @@ def float_array(name, value, labels, expected, dtype=None, cast=False, copy=Fals
             f"got {value.dtype.name} (build the layer with dtype={value.dtype.name} or cast the input)")
     check_shape(name, value, labels, expected)
     dtype = dtype if dtype is not None else value.dtype
-    if copy:
-        return np.array(value, dtype=dtype, order="C", copy=True)
     return np.ascontiguousarray(value, dtype=dtype)
 
 

@@ -136,18 +136,19 @@ class _RecurrentLayer(_Layer):
         return wx, wh, b
 
     def _sequence_inputs(self, x, h0, dtype):
-        """Check x (N, T, D) and h0 (N, H); return both C-contiguous (h0 a copy)."""
+        """Check x (N, T, D) and h0 (N, H); return both C-contiguous.  No copy is
+        kept of h0: the forward writes it into its state buffers (step 0), which
+        is what backward reads."""
         x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, self.input_dim), dtype)
         N = x.shape[0]
-        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True,
-                                 copy=True)
+        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), dtype, cast=True)
         return x, h0
 
     def _step_inputs(self, x, prev_h, dtype):
         """Check x (N, D) and prev_h (N, H); return x as a one-step sequence (N, 1, D)."""
         x = _checks.float_array("x", x, ("N", "D"), (None, self.input_dim), dtype)
         prev_h = _checks.float_array("prev_h", prev_h, ("N", "H"), (x.shape[0], self.h_dim),
-                                     dtype, cast=True, copy=True)
+                                     dtype, cast=True)
         return x[:, None], prev_h
 
     def _blocks(self, N, T, D):
@@ -295,7 +296,7 @@ class LSTM(_RecurrentLayer):
         wx, wh, b = self._weights()
         x, prev_h = self._step_inputs(x, prev_h, wx.dtype)
         prev_c = _checks.float_array("prev_c", prev_c, ("N", "H"), prev_h.shape, wx.dtype,
-                                     cast=True, copy=True)
+                                     cast=True)
         h, c_last, state = self._run(x, prev_h, prev_c, wx, wh, b)
         return h[:, 0], c_last, state
 
@@ -317,8 +318,7 @@ class LSTM(_RecurrentLayer):
         if c0 is None:
             c0 = np.zeros_like(h0)
         else:
-            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True,
-                                     copy=True)
+            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
         h, self.final_c, self.meta = self._run(x, h0, c0, wx, wh, b)
         return h
 

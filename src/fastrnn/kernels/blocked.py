@@ -3,9 +3,10 @@
 BLAS itself is kept to one thread inside fastrnn (see ``fastrnn._threads``): the
 parallelism is one level up, each thread doing one contiguous block of rows with
 a single-threaded GEMM.  ``n_chunks`` is the number of blocks (1 = serial).
-A product summed over rows (a weight gradient) is split the same way: each block
-writes its partial sum into a buffer of its own (no two threads write the same
-memory) and the partials are added at the end.
+A product summed over rows (a weight gradient) is split the same way: the first
+block writes its sum into the result, each other block into a buffer of its own
+(no two threads write the same memory), and those are added at the end
+(``block_output``).
 
 Chunk-major buffers.  The recurrent kernels cut the batch into ``n_chunks``
 chunks of rows, one per thread, and store what a sequence needs (inputs, gate
@@ -13,11 +14,12 @@ activations, states) in flat buffers of ``S * N * M`` values, S steps, where
 chunk p, batch rows [lo, hi), owns the contiguous run ``[S*lo*M, S*hi*M)`` laid
 out time-major ``(S, hi - lo, M)`` (``chunk_view``).  With one chunk this is the
 plain time-major ``(S, N, M)``.  S is T for inputs and gates, T + 1 for the
-hidden and cell states (step 0 holds the initial state).  A buffer shared time-major by all chunks would
-interleave the chunks' rows at every step, and two threads writing their own
-rows of the same step's block slow each other down badly (measured at the
-notebook's size: a cell update 2.5x slower on two threads than one thread doing
-both halves, and the whole forward swinging 2x between processes).
+hidden and cell states (step 0 holds the initial state).  A buffer shared
+time-major by all chunks would interleave the chunks' rows at every step, and
+two threads writing their own rows of the same step's block slow each other
+down badly (measured at the notebook's size: a cell update 2.5x slower on two
+threads than one thread doing both halves, and the whole forward swinging 2x
+between processes).
 """
 
 import numpy as np
@@ -141,22 +143,30 @@ def tiled(b, rows):
 
 @kernel(inline="always")
 def weight_gradient_parts(n_work, D, H, G, dtype):
-    """Partial sums for the work blocks after the first of ``weight_gradient_block``
-    (the first writes the gradients themselves): (dwx (n_work - 1, D, G),
-    dwh (n_work - 1, H, G), db (n_work - 1, G)).  Fresh pages for large
-    partials cost time in page faults, so there is one set fewer than blocks."""
+    """Partial sums for the work blocks of ``weight_gradient_block`` after the first
+    (see ``block_output``): (dwx (n_work - 1, D, G), dwh (n_work - 1, H, G),
+    db (n_work - 1, G)).  Fresh pages of large partials cost page faults, hence
+    one set fewer than blocks."""
     n_parts = n_work - 1
     return (np.empty((n_parts, D, G), dtype=dtype), np.empty((n_parts, H, G), dtype=dtype),
             np.empty((n_parts, G), dtype=dtype))
 
 
 @kernel(inline="always")
-def block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts, db_parts):
-    """Where work block q writes its weight gradients: the gradients themselves for
-    block 0, its own partials (see ``weight_gradient_parts``) for the others."""
+def block_output(q, out, parts):
+    """Where work block q writes a sum over blocks: ``out`` itself for block 0, its
+    own partial ``parts[q - 1]`` for the others (added to out at the end with
+    ``add_partials``: one buffer fewer than blocks, none when serial)."""
     if q == 0:
-        return dwx, dwh, db
-    return dwx_parts[q - 1], dwh_parts[q - 1], db_parts[q - 1]
+        return out
+    return parts[q - 1]
+
+
+@kernel(inline="always")
+def block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts, db_parts):
+    """``block_output`` for each of the weight gradients: (dwx, dwh, db) of block q."""
+    return block_output(q, dwx, dwx_parts), block_output(q, dwh, dwh_parts), block_output(
+        q, db, db_parts)
 
 
 @kernel(inline="always")
@@ -239,14 +249,12 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     R, M = dout.shape
     K = x.shape[1]
     w_t = transposed_copy(w)  # see weight_gradient_block
-    # Block 0 writes dw and db themselves, the others partials added at the end
-    # (see weight_gradient_parts).
-    dw_parts = np.empty((n_chunks - 1, K, M), dtype=dw.dtype)
+    dw_parts = np.empty((n_chunks - 1, K, M), dtype=dw.dtype)  # see block_output
     db_parts = np.empty((n_chunks - 1, M), dtype=db.dtype)
     for p in prange(n_chunks):
         lo, hi = chunk_bounds(p, n_chunks, R)
-        dw_block = dw if p == 0 else dw_parts[p - 1]
-        db_block = db if p == 0 else db_parts[p - 1]
+        dw_block = block_output(p, dw, dw_parts)
+        db_block = block_output(p, db, db_parts)
         db_block[:] = 0.0
         if hi > lo:
             np.dot(dout[lo:hi], w_t, dx[lo:hi])

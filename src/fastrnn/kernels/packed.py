@@ -10,8 +10,8 @@ panels.  Measured per call, one thread, AMD EPYC (Zen 4), against OpenBLAS's
 ``np.dot`` on the unpacked weights: float32 (16, 128) x (128, 512) 115 against
 54 GFLOP/s, (32, 1024) x (1024, 4096) 98 against 47; float64 (16, 128) x
 (128, 512) 55 against 39.  At the notebook's sizes OpenBLAS's small-matrix
-kernels stay faster ((10, 20) x (20, 80) float64: 0.66 against 0.77 us), so
-``fastrnn.layer_utils`` chooses by size.
+kernels are as fast or faster (one (10, 20) x (20, 20) product: OpenBLAS 0.24 us,
+packed 0.30 in float64), so ``fastrnn.layer_utils`` chooses by size.
 
 Packed layout: B (K, M) becomes ``(P, K, NR)`` panels of NR = 2 vectors of
 columns, P = ceil(M / NR), the last panel zero-padded; panel p, row k holds
@@ -23,7 +23,7 @@ accumulators: per k, two vector loads, four broadcasts and eight FMAs.
 import numpy as np
 
 from ._jit import kernel
-from .simd import vector_lanes, vfma, vload, vsplat, vstore, vzero
+from .simd import vector_lanes, vfma, vlane, vload, vsplat, vstore, vzero
 
 # Rows per microkernel block: ``_block_4`` is written out for exactly 4 rows
 # (4 rows x 2 vectors = 8 accumulators; 8 rows was no faster at the sizes
@@ -79,34 +79,25 @@ def packed_product(rows, panels, out):
     P, K, NR = panels.shape
     if NR != panel_width(panels):
         raise ValueError("packed_product: panels packed for another SIMD width")
-    full_panels = M // NR
-    # A partial last panel is computed whole into scratch, then its M % NR real
-    # columns copied out (out has no room for the padding).
-    scratch = np.empty((ROWS_PER_BLOCK, NR if M % NR else 0), dtype=out.dtype)
     blocked_rows = R - R % ROWS_PER_BLOCK
     for p in range(P):
         panel = panels[p]
         m0 = p * NR
-        if p < full_panels:
-            for r0 in range(0, blocked_rows, ROWS_PER_BLOCK):
-                _block_4(rows, r0, panel, K, out, r0, m0)
-            for r in range(blocked_rows, R):
-                _block_1(rows, r, panel, K, out, r, m0)
-        else:
-            for r0 in range(0, blocked_rows, ROWS_PER_BLOCK):
-                _block_4(rows, r0, panel, K, scratch, 0, 0)
-                for i in range(ROWS_PER_BLOCK):
-                    for j in range(M - m0):
-                        out[r0 + i, m0 + j] = scratch[i, j]
-            for r in range(blocked_rows, R):
-                _block_1(rows, r, panel, K, scratch, 0, 0)
-                for j in range(M - m0):
-                    out[r, m0 + j] = scratch[0, j]
+        width = min(NR, M - m0)  # less than NR in a partial last panel
+        for r0 in range(0, blocked_rows, ROWS_PER_BLOCK):
+            c00, c01, c10, c11, c20, c21, c30, c31 = _block_4(rows, r0, panel, K)
+            _store_row(out, r0, m0, width, c00, c01)
+            _store_row(out, r0 + 1, m0, width, c10, c11)
+            _store_row(out, r0 + 2, m0, width, c20, c21)
+            _store_row(out, r0 + 3, m0, width, c30, c31)
+        for r in range(blocked_rows, R):
+            c0, c1 = _block_1(rows, r, panel, K)
+            _store_row(out, r, m0, width, c0, c1)
 
 
 @kernel(inline="always")
-def _block_4(rows, r0, panel, K, out, i0, j0):
-    """out[i0:i0+4, j0:j0+NR] = rows[r0:r0+4] @ panel (K, NR)."""
+def _block_4(rows, r0, panel, K):
+    """rows[r0:r0+4] @ panel (K, NR): per row, its two vectors of NR columns."""
     L = vector_lanes(panel)
     c00 = vzero(panel)
     c01 = vzero(panel)
@@ -131,19 +122,12 @@ def _block_4(rows, r0, panel, K, out, i0, j0):
         c21 = vfma(a2, b1, c21)
         c30 = vfma(a3, b0, c30)
         c31 = vfma(a3, b1, c31)
-    vstore(out, i0, j0, c00)
-    vstore(out, i0, j0 + L, c01)
-    vstore(out, i0 + 1, j0, c10)
-    vstore(out, i0 + 1, j0 + L, c11)
-    vstore(out, i0 + 2, j0, c20)
-    vstore(out, i0 + 2, j0 + L, c21)
-    vstore(out, i0 + 3, j0, c30)
-    vstore(out, i0 + 3, j0 + L, c31)
+    return c00, c01, c10, c11, c20, c21, c30, c31
 
 
 @kernel(inline="always")
-def _block_1(rows, r, panel, K, out, i, j0):
-    """out[i, j0:j0+NR] = rows[r] @ panel (K, NR): the rows left over by ``_block_4``."""
+def _block_1(rows, r, panel, K):
+    """rows[r] @ panel (K, NR) as two vectors: the rows left over by ``_block_4``."""
     L = vector_lanes(panel)
     c0 = vzero(panel)
     c1 = vzero(panel)
@@ -151,5 +135,20 @@ def _block_1(rows, r, panel, K, out, i, j0):
         a = vsplat(rows[r, k])
         c0 = vfma(a, vload(panel, k, 0), c0)
         c1 = vfma(a, vload(panel, k, L), c1)
-    vstore(out, i, j0, c0)
-    vstore(out, i, j0 + L, c1)
+    return c0, c1
+
+
+@kernel(inline="always")
+def _store_row(out, i, j0, width, c0, c1):
+    """out[i, j0:j0+width] = the first ``width`` lanes of c0 then c1: two vector
+    stores for a full panel, lane by lane for the partial last one (out has no
+    room for its padding)."""
+    L = vector_lanes(out)
+    if width == 2 * L:
+        vstore(out, i, j0, c0)
+        vstore(out, i, j0 + L, c1)
+    else:
+        for j in range(min(width, L)):
+            out[i, j0 + j] = vlane(c0, j)
+        for j in range(L, width):
+            out[i, j0 + j] = vlane(c1, j - L)

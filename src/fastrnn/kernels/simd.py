@@ -25,6 +25,7 @@ changing either.
   (not checked, like all kernel indexing).
 * ``vfma(x, y, acc)``: ``x * y + acc`` lane by lane, fused (rounded once) where
   the CPU has FMA instructions, a multiply and an add where it has not.
+* ``vlane(v, j)``: lane j of ``v`` as a scalar (for stores of part of a vector).
 """
 
 from llvmlite import ir
@@ -171,3 +172,16 @@ def vfma(typingctx, x, y, acc):
         return builder.call(fma, args)
 
     return acc(x, y, acc), codegen
+
+
+@intrinsic
+def vlane(typingctx, v, j):
+    """Lane j of the vector v, 0 <= j < lanes (not checked)."""
+    if not (isinstance(v, SimdVector) and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.extract_element(args[0], index)
+
+    return v.dtype(v, j), codegen
