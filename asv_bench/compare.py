@@ -12,8 +12,8 @@ speed, JIT cost and peak memory.  Every timing is a median over repeats after a
 warm-up; fastrnn, the numpy reference and PyTorch (in a worker process of its
 own) are timed in alternating rounds.  Ratios are peer time / fastrnn time (above
 1: fastrnn is faster).  The machine's GEMM throughput is measured with numpy's
-matmul and printed, with the fraction of it fastrnn reaches.  Do not run anything else on the machine
-meanwhile: with 2 cores, any other load halves the figures.
+matmul and printed, with the fraction of it fastrnn reaches.  Do not run anything
+else on the machine meanwhile: with 2 cores, any other load halves the figures.
 """
 
 import argparse
