@@ -65,6 +65,10 @@ def softmax_xent(scores, labels, mask, scale, grad, n_chunks):
     losses = np.zeros(n_chunks)
     for p in prange(n_chunks):
         lo, hi = chunk_bounds(p, n_chunks, R)
+        # The block's loss is summed in a local and written once: the blocks'
+        # slots of ``losses`` share a cache line, which two threads writing at
+        # every row would pass back and forth.
+        block_loss = 0.0
         for r in range(lo, hi):
             row = scores[r]
             g = grad[r]
@@ -78,5 +82,6 @@ def softmax_xent(scores, labels, mask, scale, grad, n_chunks):
                 g[v] *= inv
             g[labels[r]] -= weight
             if mask[r] != 0.0:
-                losses[p] += mask[r] * (np.log(norm) - (row[labels[r]] - top))
+                block_loss += mask[r] * (np.log(norm) - (row[labels[r]] - top))
+        losses[p] = block_loss
     return losses.sum() * scale
