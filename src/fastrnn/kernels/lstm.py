@@ -28,8 +28,8 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (block_weight_gradients, chunk_bounds, chunk_view, chunking, copy_row,
-                      project_input_block, recurrent_product, recurrent_weights,
+from .blocked import (block_index, block_weight_gradients, chunk_bounds, chunk_view, chunking,
+                      copy_row, project_input_block, recurrent_product, recurrent_weights,
                       sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
                       weight_gradient_parts)
 
@@ -56,12 +56,12 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
-            project_input_block(x, x_tm, wx, gates, 0, q, n_chunks, splits)
+            project_input_block(x, x_tm, wx, gates, 0, block_index(q), n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
-            project_input_block(x, x_tm, wx, gates, 0, p, n_chunks, 1)
-        _forward_chunk(p, n_chunks, h0, c0, wh_blas, wh_packed, b, gates, c, tanh_c, h, h_out,
-                       c_last, packed)
+            project_input_block(x, x_tm, wx, gates, 0, block_index(p), n_chunks, splits)
+        _forward_chunk(block_index(p), n_chunks, h0, c0, wh_blas, wh_packed, b, gates, c, tanh_c,
+                       h, h_out, c_last, packed)
 
 
 @kernel(inline="always")
@@ -170,18 +170,19 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(p, n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
-                        packed)
+        _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c,
+                        tanh_c, dh0, dc0, packed)
         if splits == 1:
             dwx_p, dwh_p, db_p = block_weight_gradients(p, dwx, dwh, db, dwx_parts, dwh_parts,
                                                         db_parts)
-            weight_gradient_block(p, n_chunks, 1, x_tm, h, gates, wx_t, dx, dwx_p, dwh_p, db_p)
+            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates, wx_t, dx,
+                                  dwx_p, dwh_p, db_p)
     if splits > 1:
         for q in prange(n_work):
             dwx_q, dwh_q, db_q = block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts,
                                                         db_parts)
-            weight_gradient_block(q, n_chunks, splits, x_tm, h, gates, wx_t, dx, dwx_q, dwh_q,
-                                  db_q)
+            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, gates, wx_t, dx,
+                                  dwx_q, dwh_q, db_q)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
