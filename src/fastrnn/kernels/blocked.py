@@ -52,7 +52,9 @@ def block_index(p):
 def copy_row(src, dst):
     """dst[:] = src[:] for two 1-D arrays, element by element: a slice assignment
     between arrays makes Numba allocate a temporary (it guards against overlap),
-    and the kernels copy one row per batch row and time step, from several threads."""
+    and the kernels copy one row per batch row and time step, from several threads.
+    It also compiles Numba's shape-mismatch error message, string formatting
+    included: 2.7 s of a cold first compile."""
     for k in range(src.shape[0]):
         dst[k] = src[k]
 

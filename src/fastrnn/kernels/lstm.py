@@ -201,8 +201,9 @@ def _backward_chunk(p, n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c, tanh_
             _gate_grad_pass(gates_p[t, r], c_p[t, r], tanh_p[t, r], dh[lo + r, t], dh_next[r],
                             dc_next[r])
         recurrent_product(gates_p[t], wh_t, wh_t_packed, dh_next, packed)
-    dh0[lo:hi] = dh_next
-    dc0[lo:hi] = dc_next
+    for r in range(R):  # row copies, see copy_row
+        copy_row(dh_next[r], dh0[lo + r])
+        copy_row(dc_next[r], dc0[lo + r])
 
 
 @kernel(inline="always")

@@ -113,4 +113,5 @@ def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
         recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, packed)
-    dh0[lo:hi] = dh_next
+    for r in range(hi - lo):  # row copies, see copy_row
+        copy_row(dh_next[r], dh0[lo + r])
