@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from fastrnn import _checks
 from fastrnn.layer_utils import LSTM, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
 from fastrnn.rnn import LanguageModelRNN, TestRNN
 
@@ -35,8 +36,9 @@ CELLS = ['rnn', 'lstm']
 # --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cell_type", CELLS)
-@pytest.mark.parametrize("x_shape", [(N, D), (N, T, D, 1), (N, T, D + 1), (N, T, 0)],
-                         ids=['rank 2', 'rank 4', 'wrong D', 'empty D'])
+@pytest.mark.parametrize("x_shape", [(N, D), (N, T, D, 1), (N, T, D + 1), (N, T, 0), (0, T, D),
+                                     (N, 0, D)],
+                         ids=['rank 2', 'rank 4', 'wrong D', 'empty D', 'empty batch', 'no steps'])
 def test_x_of_wrong_rank_or_shape(cell_type, x_shape):
     with refused('x'):
         recurrent(cell_type).forward(np.zeros(x_shape), np.zeros((N, H)))
@@ -219,6 +221,25 @@ def test_softmax_mask_of_wrong_shape(shape):
     with refused('mask'):
         temporal_softmax_loss().forward(np.zeros((N, T, V)), np.zeros((N, T), dtype=np.int64),
                                         np.ones(shape))
+
+
+class _Tagged(np.ndarray):
+    """An ndarray subclass, as a caller's array type might be."""
+
+
+def test_arrays_in_kernel_form_are_used_as_they_are_and_others_converted():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    labels, expected = ("N", "T", "D"), (None, None, 4)
+    assert _checks.float_array("x", x, labels, expected, x.dtype) is x
+    for other in (np.asfortranarray(x), x[:, ::-1].copy()[:, ::-1], x.view(_Tagged)):
+        got = _checks.float_array("x", other, labels, expected, x.dtype)
+        assert type(got) is np.ndarray and got.dtype == np.float64 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, x)
+    # Non-native byte order is not a type the kernels are compiled for: refused, not guessed at.
+    with pytest.raises(TypeError, match=r"^x: expected a float32 or float64 array, got .*>f8"):
+        _checks.float_array("x", x.astype(">f8"), labels, expected, x.dtype)
+    layer = LSTM(4, 5)
+    assert layer._weights()[1] is layer.params[layer.wh_name]
 
 
 def test_float_types_the_kernels_are_not_compiled_for_are_refused():

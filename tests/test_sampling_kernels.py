@@ -19,8 +19,9 @@ def test_kth_largest_matches_np_partition(V):
     for _ in range(20):
         values = logits_with_ties(rng, V)
         for k in sorted(k for k in {1, 2, V // 2, V - 1, V} if 1 <= k <= V):
-            heap = np.full(V, np.nan)
+            heap = np.full(k + 3, np.nan)  # a scratch of k is enough; the rest stays untouched
             assert kth_largest(values, k, heap) == np.partition(values, V - k)[V - k]
+            assert np.isnan(heap[k:]).all()
 
 
 def reference_choice(logits, temperature, top_k, uniform):
@@ -38,14 +39,14 @@ def reference_choice(logits, temperature, top_k, uniform):
     return int(above[0]) if above.size else int(np.nonzero(p > 0)[0][-1])
 
 
-@pytest.mark.parametrize("V", [2, 9, 65, 500])
+@pytest.mark.parametrize("V", [2, 3, 9, 65, 500])
 def test_choose_token_matches_the_numpy_rule(V):
     rng = np.random.default_rng(100 + V)
     probs = np.empty(V)
     for _ in range(200):
         logits = logits_with_ties(rng, V)
         temperature = float(rng.choice([0.0, 0.3, 1.0, 2.5]))
-        top_k = int(rng.choice([0, 1, 2, max(1, V // 3), V - 1, V]))
+        top_k = int(rng.choice([0, 1, 2, 3, max(1, V // 3), V - 1, V]))
         uniform = float(rng.choice([0.0, rng.random(), 1.0 - 1e-12]))
         got = choose_token(logits, temperature, top_k, uniform, probs)
         assert got == reference_choice(logits, temperature, top_k, uniform)
@@ -59,3 +60,12 @@ def test_choose_token_never_picks_below_the_top_k_cut():
     allowed = set(np.argsort(logits)[-top_k:].tolist())
     drawn = {int(choose_token(logits, 5.0, top_k, float(u), probs)) for u in rng.random(500)}
     assert drawn == allowed
+
+
+def test_choose_token_keeps_ties_at_the_top_k_cut():
+    # The 2nd largest logit is 2, shared by tokens 1-3: all of them stay, token 4 never comes.
+    logits = np.array([3.0, 2.0, 2.0, 2.0, 1.0])
+    probs = np.empty(5)
+    uniforms = np.linspace(0, 1, 400, endpoint=False)
+    drawn = {int(choose_token(logits, 1.0, 2, u, probs)) for u in uniforms}
+    assert drawn == {0, 1, 2, 3}

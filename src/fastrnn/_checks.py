@@ -62,6 +62,8 @@ def float_array(name, value, labels, expected, dtype=None, cast=False):
     # The common case first, in a few attribute reads (a layer checks three
     # arrays a call, which at the notebook's sizes is ~1% of the step each):
     # already what the kernels take, returned as is, as the full path would.
+    # (dtype, when given, is one of KERNEL_FLOATS: the callers pass their
+    # parameters' dtype.)
     if (dtype is not None and type(value) is np.ndarray and value.dtype == dtype
             and value.flags.c_contiguous and _shape_matches(value.shape, expected)):
         return value

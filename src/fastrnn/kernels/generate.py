@@ -37,8 +37,9 @@ def _cell_step(a, wh, b, scale, h, c, is_lstm, rec, tanh_c):
 def kth_largest(values, k, heap):
     """The k-th largest of values (V,), 1 <= k <= V (ties counted, as
     ``np.partition(values, V - k)[V - k]``), kept in a min-heap of the k largest
-    seen so far in the scratch heap (>= k,).  O(V log k).  (np.partition itself
-    added 4.6 s to the first compile of the generation kernel.)"""
+    seen so far in the scratch heap (>= k,); heap[k:] is not touched.  O(V log k).
+    (With np.partition the first compile of the generation kernel took 9.4 s,
+    against 5.1 s with this.)"""
     V = values.shape[0]
     for i in range(k):  # the first k values, each sifted up
         heap[i] = values[i]
