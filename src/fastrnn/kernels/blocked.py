@@ -44,7 +44,7 @@ def block_index(p):
     raw index is compiled for both types: a cold first notebook-size LSTM
     forward+backward took 31.5 s that way and 23.3 s with this.  The same goes
     for a literal argument (1) where other calls pass an int64.  Inlined helpers
-    (``block_weight_gradients``) take the raw index: they are not compiled apart.
+    take the raw index: they are not compiled apart.
     """
     return np.int64(p)
 
@@ -180,13 +180,6 @@ def block_output(q, out, parts):
 
 
 @kernel(inline="always")
-def block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts, db_parts):
-    """``block_output`` for each of the weight gradients: (dwx, dwh, db) of block q."""
-    return block_output(q, dwx, dwx_parts), block_output(q, dwh, dwh_parts), block_output(
-        q, db, db_parts)
-
-
-@kernel(inline="always")
 def sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db):
     """dwx, dwh, db += the sums of the other blocks' partials."""
     add_partials(dwx_parts, dwx)
@@ -284,8 +277,8 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
 
 
 @kernel
-def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx_part, dwh_part,
-                          db_part):
+def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx, dwh, db,
+                          dwx_parts, dwh_parts, db_parts):
     """Work block q's share of the GEMMs after a recurrent backward loop.
 
     x_tm (T * N * D,), h ((T + 1) * N * H,) and grad_pre (T * N * G,): chunk-major
@@ -294,16 +287,20 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx_
     RNN); wx_t (G, D) = Wx^T, C-contiguous (OpenBLAS ran ``rows @ wx.T`` at half
     the speed of the copy at the notebook's size: float64 500 x 80 x 10, 23
     against 51 GFLOP/s).  Writes the block's rows of dx (N, T, D) = dA Wx^T,
-    batch-major, and the block's sums dwx_part (D, G) = X^T dA, dwh_part (H, G) =
-    Hprev^T dA and db_part (G,) = the column sums of dA, over its steps.  The
+    batch-major, and the block's sums X^T dA (D, G), Hprev^T dA (H, G) and the
+    column sums of dA (G,) over its steps: into dwx, dwh, db for block 0, into its
+    partials of ``weight_gradient_parts`` otherwise (see ``block_output``).  The
     block is a run of steps [t0, t1) of one chunk, so its Hprev = h_t0 .. h_{t1-1}
     is one slice of the chunk's h.
     """
     N, T, D = dx.shape
-    H = dwh_part.shape[0]
+    H = dwh.shape[0]
     G = wx_t.shape[0]
     p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
     R = hi - lo
+    dwx_part = block_output(q, dwx, dwx_parts)
+    dwh_part = block_output(q, dwh, dwh_parts)
+    db_part = block_output(q, db, db_parts)
     db_part[:] = 0.0
     if t1 == t0:
         dwx_part[:] = 0.0

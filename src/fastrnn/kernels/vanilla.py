@@ -12,7 +12,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (block_index, block_weight_gradients, chunk_bounds, chunk_view, chunking,
+from .blocked import (block_index, chunk_bounds, chunk_view, chunking,
                       copy_row, project_input_block, recurrent_product, recurrent_weights,
                       sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
                       weight_gradient_parts)
@@ -85,16 +85,12 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, packed, n
     for p in prange(n_chunks):
         _backward_chunk(block_index(p), n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed)
         if splits == 1:
-            dwx_p, dwh_p, db_p = block_weight_gradients(p, dwx, dwh, db, dwx_parts, dwh_parts,
-                                                        db_parts)
             weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre, wx_t, dx,
-                                  dwx_p, dwh_p, db_p)
+                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     if splits > 1:
         for q in prange(n_work):
-            dwx_q, dwh_q, db_q = block_weight_gradients(q, dwx, dwh, db, dwx_parts, dwh_parts,
-                                                        db_parts)
             weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, grad_pre, wx_t, dx,
-                                  dwx_q, dwh_q, db_q)
+                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
