@@ -281,11 +281,11 @@ class LSTM(_RecurrentLayer):
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
                      uses_packed_weights(wh.size, T), blocks)
-        return h_out, c_last, (x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks)
+        return h_out, c_last, (x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
-        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = state
-        dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
+        x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks = state
+        dh0, dc0 = np.empty_like(h0), np.empty_like(h0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
                       uses_packed_weights(wh.size, T), blocks)
@@ -303,11 +303,11 @@ class LSTM(_RecurrentLayer):
     def step_backward(self, dnext_h, dnext_c, meta):
         """dnext_h, dnext_c (N, H) and meta from step_forward ->
         (dx (N, D), dprev_h, dprev_c, dWx, dWh, db)."""
-        x_tm, h0, c0, wx, wh, gates, c, tanh_c, h, T, blocks = meta
+        x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks = meta
         dnext_h = self._upstream("dnext_h", dnext_h, h0.shape, wx.dtype)
         dnext_c = self._upstream("dnext_c", dnext_c, h0.shape, wx.dtype)
         # The kernel overwrites the gate buffer; a step's meta stays reusable.
-        state = (x_tm, h0, c0, wx, wh, gates.copy(), c, tanh_c, h, T, blocks)
+        state = (x_tm, h0, wx, wh, gates.copy(), c, tanh_c, h, T, blocks)
         dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[:, None], dnext_c, state)
         return dx[:, 0], dprev_h, dprev_c, dwx, dwh, db
 
@@ -325,11 +325,11 @@ class LSTM(_RecurrentLayer):
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h0, T = state[1], state[9]
+        h0, T = state[1], state[8]
         N, H = h0.shape
         dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
         dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h0.dtype), state)
-        self._spare = state[0:1] + state[5:9]  # x_tm, gates, c, tanh_c, h: see _state_buffers
+        self._spare = state[0:1] + state[4:8]  # x_tm, gates, c, tanh_c, h: see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
