@@ -10,7 +10,8 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_product
+from fastrnn.kernels import packed as packed_module
+from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_affine, packed_product
 from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vlane, vload,
                                   vsplat, vstore, vzero)
 
@@ -132,6 +133,33 @@ def test_packed_product_on_row_views(dtype):
     assert np.all(out[:3] == 0) and np.all(out[10:] == 0), "wrote outside its rows"
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_panel_columns_from_python(dtype):
+    assert packed_module.panel_columns(dtype) == panel_columns(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("R", [1, ROWS_PER_BLOCK - 1, ROWS_PER_BLOCK, 2 * ROWS_PER_BLOCK + 1])
+@pytest.mark.parametrize("Ka, Kb, M", [(1, 1, 3), (10, 20, 20), (7, 33, 37)])
+def test_packed_affine_matches_numpy(R, Ka, Kb, M, dtype):
+    """bias + a @ B[:Ka] + b @ B[Ka:] into a block padded to whole panels, whose
+    padding comes out 0; a as a strided view (it is read one value at a time).
+    M = 37 spans two or three panels, the last one partial."""
+    NR = panel_columns(dtype)
+    P = -(-M // NR)
+    a = np.random.randn(R, 2, Ka).astype(dtype)[:, 1]
+    b = np.random.randn(R, Kb).astype(dtype)
+    w = np.random.randn(Ka + Kb, M).astype(dtype)
+    bias = np.random.randn(M).astype(dtype)
+    out = np.full((R, P * NR), np.nan, dtype=dtype)
+    packed_affine(a, b, pack_panels(w, False), pack_panels(bias.reshape(1, M), False), out)
+    w64 = w.astype(np.float64)
+    expected = bias + a.astype(np.float64) @ w64[:Ka] + b.astype(np.float64) @ w64[Ka:]
+    np.testing.assert_allclose(out[:, :M], expected, rtol=TOLERANCE[dtype],
+                               atol=TOLERANCE[dtype] * np.sqrt(Ka + Kb))
+    assert np.all(out[:, M:] == 0), "the padding columns"
+
+
 @pytest.mark.parametrize("bits", [256, 128])
 def test_packed_product_with_narrower_vectors(bits, tmp_path):
     """Machines without AVX-512 get 256-bit vectors, without AVX 128-bit ones
@@ -141,7 +169,7 @@ def test_packed_product_with_narrower_vectors(bits, tmp_path):
 import numpy as np
 import fastrnn.kernels.simd as simd
 simd.VECTOR_BITS = {bits}
-from fastrnn.kernels.packed import pack_panels, packed_product
+from fastrnn.kernels.packed import pack_panels, packed_affine, packed_product
 for dtype, tol in ((np.float64, 1e-13), (np.float32, 2e-5)):
     lanes = {bits} // (8 * np.dtype(dtype).itemsize)
     rows = np.random.randn(7, 19).astype(dtype)
@@ -152,6 +180,14 @@ for dtype, tol in ((np.float64, 1e-13), (np.float32, 2e-5)):
     out = np.empty((7, 37), dtype=dtype)
     packed_product(rows, packed, out)
     np.testing.assert_allclose(out, rows.astype(np.float64) @ w, rtol=tol, atol=tol * 10)
+    x = np.random.randn(7, 5).astype(dtype)
+    bias = np.random.randn(37).astype(dtype)
+    wx = np.random.randn(5, 37).astype(dtype)
+    both = pack_panels(np.concatenate((wx, w)), False)
+    padded = np.empty((7, both.shape[0] * 2 * lanes), dtype=dtype)
+    packed_affine(x, rows, both, pack_panels(bias.reshape(1, 37), False), padded)
+    np.testing.assert_allclose(padded[:, :37], bias + x.astype(np.float64) @ wx
+                               + rows.astype(np.float64) @ w, rtol=tol, atol=tol * 10)
 print("ok")
 """
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

@@ -79,6 +79,52 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
     assert asked == [(H * G, T)] * 2, "forward and backward each ask once, with Wh's size"
 
 
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 20)])
+def test_rnn_with_fused_steps(N, H, dtype, blocks, monkeypatch):
+    """The tanh RNN's FUSED_STEPS forward (one packed_affine pass a step), forced
+    here at sizes it would not choose, gives the reference's results, serially and
+    in blocks.  H = 37 spans several panels, the last one partial; 7 and 9 rows
+    leave rows over from the 4-row blocks; 2 rows make more blocks than rows."""
+    asked = []
+
+    def always(dtype_, h_dim, steps):
+        asked.append((np.dtype(dtype_), h_dim, steps))
+        return True
+
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    D, T = 4, 6
+    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
+    assert asked == [(np.dtype(dtype), H, T)], "the forward asks once"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatch):
+    """The rule (more than half of one packed panel, more than one step), and the
+    layer passing its choice on, unpatched."""
+    from fastrnn.kernels.packed import panel_columns
+    from fastrnn.kernels.vanilla import FUSED_STEPS
+    from fastrnn.layer_utils import uses_fused_steps
+
+    NR = panel_columns(dtype)
+    assert uses_fused_steps(dtype, NR, 50) and uses_fused_steps(dtype, NR // 2 + 1, 50)
+    assert not uses_fused_steps(dtype, NR // 2, 50)
+    assert not uses_fused_steps(dtype, NR + 1, 50)
+    assert not uses_fused_steps(dtype, NR, 1)
+    forms = []
+    kernel = fastrnn.layer_utils.rnn_forward
+
+    def recording(*args):
+        forms.append(args[8])
+        return kernel(*args)
+
+    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording)
+    check_against_reference(make_recurrent("rnn", 3, NR, dtype, 0.3), 5, 4, dtype)
+    assert forms == [FUSED_STEPS]
+
+
 def test_packed_weights_are_chosen_for_large_weights_and_sequences():
     from fastrnn.layer_utils import PACKED_WEIGHTS_MIN_SIZE, uses_packed_weights
 

@@ -18,12 +18,15 @@ columns, P = ceil(M / NR), the last panel zero-padded; panel p, row k holds
 B[k, p*NR:(p+1)*NR], so the microkernel reads its B values from consecutive
 memory.  The microkernel computes a block of 4 rows x NR columns in 8 vector
 accumulators: per k, two vector loads, four broadcasts and eight FMAs.
+
+``packed_affine`` is the same microkernel over two inputs and a bias: a small
+tanh RNN's whole forward step (bias + x_t Wx + h_{t-1} Wh) in one pass.
 """
 
 import numpy as np
 
 from ._jit import kernel
-from .simd import vector_lanes, vfma, vlane, vload, vsplat, vstore, vzero
+from .simd import VECTOR_BITS, vector_lanes, vfma, vlane, vload, vsplat, vstore, vzero
 
 # Rows per microkernel block: ``_block_4`` is written out for exactly 4 rows
 # (4 rows x 2 vectors = 8 accumulators; 8 rows was no faster at the sizes
@@ -35,6 +38,12 @@ ROWS_PER_BLOCK = 4
 def panel_width(a):
     """Columns per packed panel for arrays of a's dtype: two SIMD vectors."""
     return 2 * vector_lanes(a)
+
+
+def panel_columns(dtype):
+    """Columns per packed panel (NR) for arrays of ``dtype``, from Python: two
+    vectors of the SIMD width the kernels are compiled for."""
+    return 2 * (VECTOR_BITS // (8 * np.dtype(dtype).itemsize))
 
 
 @kernel
@@ -98,18 +107,19 @@ def packed_product(rows, panels, out):
 @kernel(inline="always")
 def _block_4(rows, r0, panel, K):
     """rows[r0:r0+4] @ panel (K, NR): per row, its two vectors of NR columns."""
+    z = vzero(panel)
+    return _accumulate_4(rows, r0, panel, 0, K, (z, z, z, z, z, z, z, z))
+
+
+@kernel(inline="always")
+def _accumulate_4(rows, r0, panel, k0, K, acc):
+    """acc + rows[r0:r0+4, :K] @ panel[k0:k0+K] for the 8 accumulators ``acc``
+    (per row, its two vectors of NR columns, as ``_block_4`` returns them)."""
     L = vector_lanes(panel)
-    c00 = vzero(panel)
-    c01 = vzero(panel)
-    c10 = vzero(panel)
-    c11 = vzero(panel)
-    c20 = vzero(panel)
-    c21 = vzero(panel)
-    c30 = vzero(panel)
-    c31 = vzero(panel)
+    c00, c01, c10, c11, c20, c21, c30, c31 = acc
     for k in range(K):
-        b0 = vload(panel, k, 0)
-        b1 = vload(panel, k, L)
+        b0 = vload(panel, k0 + k, 0)
+        b1 = vload(panel, k0 + k, L)
         a0 = vsplat(rows[r0, k])
         a1 = vsplat(rows[r0 + 1, k])
         a2 = vsplat(rows[r0 + 2, k])
@@ -128,14 +138,61 @@ def _block_4(rows, r0, panel, K):
 @kernel(inline="always")
 def _block_1(rows, r, panel, K):
     """rows[r] @ panel (K, NR) as two vectors: the rows left over by ``_block_4``."""
+    z = vzero(panel)
+    return _accumulate_1(rows, r, panel, 0, K, z, z)
+
+
+@kernel(inline="always")
+def _accumulate_1(rows, r, panel, k0, K, c0, c1):
+    """(c0, c1) + rows[r, :K] @ panel[k0:k0+K], one row's two vectors."""
     L = vector_lanes(panel)
-    c0 = vzero(panel)
-    c1 = vzero(panel)
     for k in range(K):
         a = vsplat(rows[r, k])
-        c0 = vfma(a, vload(panel, k, 0), c0)
-        c1 = vfma(a, vload(panel, k, L), c1)
+        c0 = vfma(a, vload(panel, k0 + k, 0), c0)
+        c1 = vfma(a, vload(panel, k0 + k, L), c1)
     return c0, c1
+
+
+@kernel(inline="always")
+def packed_affine(a, b, panels, bias_panels, out):
+    """out (R, P * NR) = bias + a (R, Ka) @ B[:Ka] + b (R, Kb) @ B[Ka:], for
+    B (Ka + Kb, M) packed by ``pack_panels`` into panels (P, Ka + Kb, NR) and
+    the bias (M,) into bias_panels (P, 1, NR).
+
+    The recurrent step of a small layer in one pass: the input projection, the
+    recurrent product and the bias summed in registers, with no BLAS call.  out
+    has room for whole panels, P * NR columns (past M they come out 0), so every
+    store is a whole vector; its rows must be contiguous.  a and b are read one
+    value at a time.  Shapes are not checked here.
+    """
+    R = out.shape[0]
+    P, _, NR = panels.shape
+    L = vector_lanes(panels)
+    Ka = a.shape[1]
+    Kb = b.shape[1]
+    blocked_rows = R - R % ROWS_PER_BLOCK
+    for p in range(P):
+        panel = panels[p]
+        m0 = p * NR
+        bias0 = vload(bias_panels[p], 0, 0)
+        bias1 = vload(bias_panels[p], 0, L)
+        for r0 in range(0, blocked_rows, ROWS_PER_BLOCK):
+            acc = (bias0, bias1, bias0, bias1, bias0, bias1, bias0, bias1)
+            acc = _accumulate_4(a, r0, panel, 0, Ka, acc)
+            c00, c01, c10, c11, c20, c21, c30, c31 = _accumulate_4(b, r0, panel, Ka, Kb, acc)
+            vstore(out, r0, m0, c00)
+            vstore(out, r0, m0 + L, c01)
+            vstore(out, r0 + 1, m0, c10)
+            vstore(out, r0 + 1, m0 + L, c11)
+            vstore(out, r0 + 2, m0, c20)
+            vstore(out, r0 + 2, m0 + L, c21)
+            vstore(out, r0 + 3, m0, c30)
+            vstore(out, r0 + 3, m0 + L, c31)
+        for r in range(blocked_rows, R):
+            c0, c1 = _accumulate_1(a, r, panel, 0, Ka, bias0, bias1)
+            c0, c1 = _accumulate_1(b, r, panel, Ka, Kb, c0, c1)
+            vstore(out, r, m0, c0)
+            vstore(out, r, m0 + L, c1)
 
 
 @kernel(inline="always")

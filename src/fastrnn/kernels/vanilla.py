@@ -5,6 +5,12 @@ Same layout (chunk-major buffers, ``n_blocks`` last) and structure as
 input projection of all steps is written into ``h`` before the loop, and each
 step adds the recurrent GEMM and the bias and applies tanh in place; backward
 needs only ``h`` (tanh' = 1 - h^2).
+
+A narrow layer (H within one packed panel of two SIMD vectors) can instead run
+each forward step as one pass of :func:`.packed.packed_affine` over [Wx; Wh]
+packed once: bias + x_t Wx + h_{t-1} Wh summed in registers, with no BLAS call
+and no separate projection (``FUSED_STEPS``).  ``fastrnn.layer_utils`` chooses
+the form from measurements.
 """
 
 import numpy as np
@@ -16,10 +22,16 @@ from .blocked import (block_index, chunk_bounds, chunk_view, chunking,
                       copy_row, project_input_block, recurrent_product, recurrent_weights,
                       sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
                       weight_gradient_parts)
+from .packed import pack_panels, packed_affine
+
+# How ``rnn_forward`` computes its steps (its ``form`` argument).
+BLAS_STEPS = 0    # x Wx of all steps first (GEMMs), then one BLAS call per step for h Wh
+PACKED_STEPS = 1  # the same, h Wh on Wh packed once (see blocked.recurrent_product)
+FUSED_STEPS = 2   # bias + x_t Wx + h_{t-1} Wh in one packed_affine pass per step
 
 
 @serial_and_parallel
-def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed, n_blocks):
+def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
     """Run a tanh RNN over a sequence.
 
     x (N, T, D) the input, batch-major as the API has it; h0 (N, H); wx (D, H);
@@ -27,10 +39,18 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, packed, n_blocks):
     for the weight gradients) and h ((T + 1) * N * H,) the hidden states
     h_0..h_T (all backward needs; h_0 a copy of h0, see ``lstm_forward``); and
     h_out (N, T, H), h_1..h_T batch-major (the result).
-    ``packed``: see ``lstm_forward``.
+    ``form``: BLAS_STEPS, PACKED_STEPS or FUSED_STEPS (see above).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
+    if form == FUSED_STEPS:
+        panels = pack_panels(np.concatenate((wx, wh)), False)
+        bias_panels = pack_panels(b.reshape(1, b.shape[0]), False)
+        for p in prange(n_chunks):
+            _forward_chunk_fused(block_index(p), n_chunks, x, x_tm, h0, panels, bias_panels, h,
+                                 h_out)
+        return
+    packed = form == PACKED_STEPS
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
@@ -63,6 +83,38 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
             block[k] = tanh(block[k] + rec_flat[k] + bias[k])
         for r in range(R):
             copy_row(h_p[t + 1, r], h_out[lo + r, t])
+
+
+@kernel
+def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out):
+    """The time loop of chunk p of ``rnn_forward`` in the FUSED_STEPS form.
+
+    panels: [Wx; Wh] ((D + H), H) packed by ``pack_panels``; bias_panels: b
+    packed as one row.  Each step copies x_t's rows into x_tm (kept for the
+    weight gradients) and runs ``packed_affine`` on them and on h_{t-1}, into a
+    block padded to whole panels (every store a whole vector), then tanh row by
+    row over the H real columns (measured, float32 H=20: 19.6 us a forward
+    against 21.3 for tanh over the padded rows).
+    """
+    N, T, H = h_out.shape
+    D = x.shape[2]
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
+    h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
+    x_p = chunk_view(x_tm, T, N, p, n_chunks, D)
+    for r in range(R):
+        copy_row(h0[lo + r], h_p[0, r])
+    pre = np.empty((R, panels.shape[0] * panels.shape[2]), dtype=h.dtype)
+    for t in range(T):
+        for r in range(R):
+            copy_row(x[lo + r, t], x_p[t, r])
+        packed_affine(x_p[t], h_p[t], panels, bias_panels, pre)
+        for r in range(R):
+            pre_r, new, out = pre[r], h_p[t + 1, r], h_out[lo + r, t]
+            for j in range(H):
+                value = tanh(pre_r[j])
+                new[j] = value
+                out[j] = value
 
 
 @serial_and_parallel
