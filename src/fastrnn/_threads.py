@@ -23,14 +23,25 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
 from threadpoolctl import ThreadpoolController
 
-# Below this many floating-point operations a kernel runs on one thread.  Measured
-# on the 2-core machines (AMD EPYC, Numba's omp layer, fastrnn forward+backward,
-# serial / two threads): notebook LSTM (10, 50, 10, 20), 3.6 MFLOP per forward
-# by the layers' count, 1.38x (f64) and 1.24x (f32) faster on two threads; the
-# same RNN, 0.9 MFLOP, 1.10x and 0.90x; LSTM (10, 10, 10, 20), 0.7 MFLOP, 0.98x
-# and 0.89x.  The notebook's language-model iteration at 200 words went from
-# 0.85 to 0.54 ms with this threshold instead of 20 MFLOP.
-PARALLEL_MIN_FLOPS = 1_200_000
+# Below this many floating-point operations a kernel runs on one thread.
+#
+# On the 2-core machines (AMD EPYC VMs, Numba's omp layer) two threads have two
+# modes that last minutes each: most of the time a parallel region starts at once,
+# but in slow phases each costs ~7 us more whatever its size (the same with
+# OMP_WAIT_POLICY=active, so not a sleeping worker; a serial run pinned to
+# either core is as fast as ever).  Recurrent layers' forward+backward, the two
+# modes interleaved over 5 minutes, medians, speed-up of two threads over one,
+# fast / slow phase, by the layers' count of the work (flops below, per forward):
+#   tanh RNN (10, 50, 10, 20), 0.90 MFLOP: float64 1.40 / 1.15, float32 1.35 / 0.98
+#   tanh RNN (10, 30, 10, 20), 0.54 MFLOP: float64 1.32 / 0.95, float32 1.21 / 0.82
+#   LSTM (10, 10, 10, 20), 0.72 MFLOP:     float64 1.32 / 0.83, float32 1.23 / 0.80
+#   tanh RNN (4, 50, 10, 20), 0.36 MFLOP:  float64 1.17 / 0.87
+#   LSTM (4, 50, 10, 20), 1.44 MFLOP:      float64 1.45 / 1.09
+# The slow phase took 5 of 12 rounds there.  From ~0.9 MFLOP two threads win in
+# both phases, or lose 2% in the slow one; below, what the fast phase gains the
+# slow one takes back.  (The threshold was 1.2 MFLOP, from one run in which the
+# notebook-size RNN gained 1.10x in float64 and lost in float32.)
+PARALLEL_MIN_FLOPS = 800_000
 
 # Generation wakes the threads at every token, so it has its own, higher bar:
 # an output layer of at least this many multiply-adds (e.g. 5,000 words x 128
