@@ -141,3 +141,34 @@ def test_numpy_baseline_agrees_with_fastrnn(cell):
     for got, want in [(dx, dx_ref), (dh0, dh0_ref), (layer.grads[layer.wx_name], dwx_ref),
                       (layer.grads[layer.wh_name], dwh_ref), (layer.grads[layer.b_name], db_ref)]:
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_ranges_over_runs_take_each_runs_own_ratios_and_peak():
+    """``ranges.py`` forms every ratio and GEMM fraction within its run, then the
+    range over runs (a ratio of ranges would pair one run's peer with another's)."""
+    ranges = load(BENCH_DIR / "ranges.py")
+    size = [64, 100, 256, 256]
+    flops = ranges.layer_flops("lstm", *size)
+
+    def run(fast_ms, numpy_ms, torch_ms, peak, lm_fast):
+        return {"gemm_gflops": {"float32": peak},
+                "layers": [dict(cell="lstm", dtype="float32", size=size,
+                                fastrnn=fast_ms, numpy=numpy_ms, torch=torch_ms)],
+                "language_model": [dict(vocab=200, fastrnn_ms=lm_fast, numpy_ms=4.0)],
+                "generation": {"char": 1000.0 * lm_fast}}
+
+    # Run A: faster fastrnn but a slower numpy; run B the other way round.
+    fast_a, fast_b = 100.0, 125.0
+    runs = [run(fast_a, 300.0, 110.0, flops / (fast_a * 1e6) / 0.8, 0.5),
+            run(fast_b, 250.0, 150.0, flops / (fast_b * 1e6) / 0.9, 0.4)]
+    lines = ranges.ranges(runs)
+    row = next(line for line in lines if line.startswith("| lstm | float32 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "64, 100, 256, 256"
+    assert cells[3] == "100.000 - 125.000"
+    assert cells[4] == "2.00x - 3.00x"      # 250/125 and 300/100
+    assert cells[5] == "1.10x - 1.20x"      # 110/100 and 150/125
+    assert cells[6] == "80% - 90%"
+    assert "- Language model iteration, vocabulary 200: fastrnn 0.400 - 0.500 ms, " \
+           "numpy/fastrnn 8.00x - 10.00x" in lines
+    assert "- Generation char: 400 - 500 tokens/s" in lines
