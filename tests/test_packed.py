@@ -10,16 +10,12 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from fastrnn.kernels import packed as packed_module
-from fastrnn.kernels.packed import ROWS_PER_BLOCK, pack_panels, packed_affine, packed_product
+from fastrnn.kernels.packed import (ROWS_PER_BLOCK, pack_panels, packed_affine, packed_product,
+                                    panel_columns)
 from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vlane, vload,
                                   vsplat, vstore, vzero)
 
 TOLERANCE = {np.float64: 1e-13, np.float32: 2e-5}
-
-
-def panel_columns(dtype):
-    return 2 * VECTOR_BITS // (8 * np.dtype(dtype).itemsize)
 
 
 def test_vector_width_is_the_one_numba_compiles_for():
@@ -76,6 +72,19 @@ def test_panels_of_another_width_are_refused():
     half_width = pack_panels(w, False)[:, :, :panel_columns(np.float64) // 2].copy()
     with pytest.raises(ValueError, match="another SIMD width"):
         packed_product(np.ones((2, 8)), half_width, np.empty((2, 40)))
+    bias = pack_panels(np.zeros((1, 40)), False)
+    with pytest.raises(ValueError, match="another SIMD width"):
+        packed_affine(np.ones((2, 3)), np.ones((2, 5)), half_width, bias[:, :, :half_width.shape[2]],
+                      np.empty((2, half_width.shape[0] * half_width.shape[2])))
+
+
+def test_packed_affine_refuses_an_out_without_room_for_whole_panels():
+    w = np.random.randn(8, 20)  # one panel and part of another at 16 columns, all of one at 32
+    panels, bias = pack_panels(w, False), pack_panels(np.zeros((1, 20)), False)
+    whole = panels.shape[0] * panels.shape[2]
+    packed_affine(np.ones((2, 3)), np.ones((2, 5)), panels, bias, np.empty((2, whole)))
+    with pytest.raises(ValueError, match="room for whole panels"):
+        packed_affine(np.ones((2, 3)), np.ones((2, 5)), panels, bias, np.empty((2, 20)))
 
 
 def test_intrinsics_reject_what_they_do_not_handle():
@@ -134,8 +143,10 @@ def test_packed_product_on_row_views(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_panel_columns_from_python(dtype):
-    assert packed_module.panel_columns(dtype) == panel_columns(dtype)
+def test_panel_columns_from_python_are_the_compiled_panel_width(dtype):
+    """``panel_columns`` (Python, used by the layers and these tests) is the width
+    the compiled ``pack_panels`` packs to."""
+    assert panel_columns(dtype) == pack_panels(np.zeros((1, 1), dtype), False).shape[2]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

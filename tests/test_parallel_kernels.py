@@ -102,17 +102,22 @@ def test_rnn_with_fused_steps(N, H, dtype, blocks, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatch):
-    """The rule (more than half of one packed panel, more than one step), and the
-    layer passing its choice on, unpatched."""
+    """The rule (512-bit vectors, more than half of one packed panel, more than
+    one step), and the layer passing its choice on, unpatched."""
     from fastrnn.kernels.packed import panel_columns
-    from fastrnn.kernels.vanilla import FUSED_STEPS
+    from fastrnn.kernels.simd import VECTOR_BITS
+    from fastrnn.kernels.vanilla import BLAS_STEPS, FUSED_STEPS
     from fastrnn.layer_utils import uses_fused_steps
 
     NR = panel_columns(dtype)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)  # only measured at 512
+    assert not uses_fused_steps(dtype, NR, 50)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
     assert uses_fused_steps(dtype, NR, 50) and uses_fused_steps(dtype, NR // 2 + 1, 50)
     assert not uses_fused_steps(dtype, NR // 2, 50)
     assert not uses_fused_steps(dtype, NR + 1, 50)
     assert not uses_fused_steps(dtype, NR, 1)
+    monkeypatch.undo()
     forms = []
     kernel = fastrnn.layer_utils.rnn_forward
 
@@ -122,7 +127,7 @@ def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatc
 
     monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording)
     check_against_reference(make_recurrent("rnn", 3, NR, dtype, 0.3), 5, 4, dtype)
-    assert forms == [FUSED_STEPS]
+    assert forms == [FUSED_STEPS if VECTOR_BITS >= 512 else BLAS_STEPS]
 
 
 def test_packed_weights_are_chosen_for_large_weights_and_sequences():

@@ -24,6 +24,7 @@ from .kernels.blocked import linear_backward, linear_forward
 from .kernels.embedding import embedding_backward, embedding_forward
 from .kernels.lstm import lstm_backward, lstm_forward
 from .kernels.packed import panel_columns
+from .kernels.simd import VECTOR_BITS
 from .kernels.softmax import softmax_xent
 from .kernels.vanilla import BLAS_STEPS, FUSED_STEPS, PACKED_STEPS, rnn_backward, rnn_forward
 
@@ -82,9 +83,9 @@ def uses_packed_weights(wh_size, steps):
 
 def uses_fused_steps(dtype, h_dim, steps):
     """Whether a tanh RNN's forward runs each step as one packed pass over
-    [Wx; Wh] and the bias (``kernels.vanilla.FUSED_STEPS``): when H fills more
-    than half of one packed panel (NR = two SIMD vectors of ``dtype``) and the
-    sequence is longer than one step.
+    [Wx; Wh] and the bias (``kernels.vanilla.FUSED_STEPS``): with 512-bit
+    vectors, when H fills more than half of one packed panel (NR = two SIMD
+    vectors of ``dtype``) and the sequence is longer than one step.
 
     Measured, forward alone, one thread, against the BLAS form (us; AVX-512, so
     NR = 32 in float32 and 16 in float64):
@@ -95,7 +96,16 @@ def uses_fused_steps(dtype, h_dim, steps):
       float64 (10, 50, 10, 16): 21.9 / 26.2;  (32, 100, 64, 16): 260 / 344;
               H=8: 15.5 / 16.4;  H=20 (two panels, the second 4/16 used): 43.3 / 35.4
     Backward keeps its form: the same change there gained nothing.
+
+    With narrower vectors the rule is not the same: with 256-bit vectors forced
+    on the same machine (NUMBA_CPU_FEATURES without avx512f, so NR = 16 in
+    float32), one thread, (10, 50, 10, H), fused / BLAS form: float32 H=16 16.0
+    / 18.8 and H=9 14.4 / 16.0, but H=11 19.2 / 17.7 and H=12 21.6 / 16.5.  No
+    machine with such vectors has been measured natively, so there the BLAS form
+    stays.
     """
+    if VECTOR_BITS < 512:
+        return False
     columns = panel_columns(dtype)
     return steps > 1 and columns // 2 < h_dim <= columns
 

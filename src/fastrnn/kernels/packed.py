@@ -163,10 +163,15 @@ def packed_affine(a, b, panels, bias_panels, out):
     recurrent product and the bias summed in registers, with no BLAS call.  out
     has room for whole panels, P * NR columns (past M they come out 0), so every
     store is a whole vector; its rows must be contiguous.  a and b are read one
-    value at a time.  Shapes are not checked here.
+    value at a time.  Their shapes are not checked here; panels of another width
+    than this build's, or an out narrower than P * NR, raise ValueError.
     """
     R = out.shape[0]
     P, _, NR = panels.shape
+    if NR != panel_width(panels):
+        raise ValueError("packed_affine: panels packed for another SIMD width")
+    if out.shape[1] < P * NR:
+        raise ValueError("packed_affine: out needs room for whole panels (P * NR columns)")
     L = vector_lanes(panels)
     Ka = a.shape[1]
     Kb = b.shape[1]
