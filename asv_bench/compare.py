@@ -470,7 +470,8 @@ def report(args, budget, sizes, torch_peer):
             f"empty compile cache, {warm:.2f} s with the on-disk cache warm")
         peak, formula = lstm_memory(SIZES[2])
         say(f"Memory, float32 LSTM forward+backward at {SIZES[2]}: peak {peak / 2**20:.1f} MiB "
-            f"added, formula {formula / 2**20:.1f} MiB ({peak / formula:.2f}x)")
+            f"(the call's resident growth plus its inputs), formula {formula / 2**20:.1f} MiB "
+            f"({peak / formula:.2f}x)")
         figures.update(jit_cold_s=cold, jit_warm_s=warm, memory_peak=peak, memory_formula=formula)
 
     if args.markdown:
