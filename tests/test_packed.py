@@ -10,10 +10,12 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from fastrnn.kernels.packed import (ROWS_PER_BLOCK, pack_panels, packed_affine, packed_product,
-                                    panel_columns)
-from fastrnn.kernels.simd import (VECTOR_BITS, vector_bits, vector_lanes, vfma, vlane, vload,
-                                  vsplat, vstore, vzero)
+from fastrnn.kernels.packed import (NARROW_VECTORS, ROWS_PER_BLOCK, narrow_affine,
+                                    narrow_panel_columns, narrow_product, pack_narrow_panels,
+                                    pack_panels, packed_affine, packed_product, panel_columns)
+from fastrnn.kernels.simd import (NARROW_BITS, VECTOR_BITS, narrow_lanes, vector_bits,
+                                  vector_lanes, vfma, vlane, vload, vload_narrow, vsplat,
+                                  vsplat_narrow, vstore, vzero, vzero_narrow)
 
 TOLERANCE = {np.float64: 1e-13, np.float32: 2e-5}
 
@@ -206,3 +208,59 @@ print("ok")
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_narrow_vectors_are_256_bits_whatever_the_registers(dtype):
+    @njit
+    def narrow(a, x):
+        v = vfma(vsplat_narrow(x), vload_narrow(a, 0, 1), vzero_narrow(a))
+        return narrow_lanes(a), [vlane(v, j) for j in range(narrow_lanes(a))]
+
+    a = np.arange(20, dtype=dtype).reshape(1, 20)
+    lanes, got = narrow(a, dtype(2))
+    assert lanes == NARROW_BITS // (8 * np.dtype(dtype).itemsize)
+    assert got == [2 * a[0, 1 + j] for j in range(lanes)]
+    assert narrow_panel_columns(dtype) == NARROW_VECTORS * lanes
+    assert narrow_panel_columns(dtype) == pack_narrow_panels(np.zeros((1, 1), dtype), False).shape[2]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("R", [1, ROWS_PER_BLOCK - 1, ROWS_PER_BLOCK, 2 * ROWS_PER_BLOCK + 1])
+@pytest.mark.parametrize("Ka, Kb, M", [(1, 1, 3), (10, 20, 20), (7, 33, 37), (5, 6, 40)])
+def test_narrow_affine_and_product_match_numpy(R, Ka, Kb, M, dtype):
+    """bias + a @ B[:Ka] + b @ B[Ka:] and a @ B on narrow panels, into blocks padded
+    to whole panels whose padding comes out 0; M = 20 and 40 fill one narrow panel
+    in float64 / float32, 37 spans two in float64; a strided view as input; B
+    packed from w.T as backward packs Wh^T."""
+    rng = np.random.default_rng(R * 100 + M)
+    B = rng.standard_normal((Ka + Kb, M)).astype(dtype)
+    bias = rng.standard_normal(M).astype(dtype)
+    big = rng.standard_normal((2, R + 3, Ka + 2)).astype(dtype)
+    a = big[1, 2:R + 2, 1:Ka + 1]  # strided rows and columns
+    b = rng.standard_normal((R, Kb)).astype(dtype)
+    panels = pack_narrow_panels(B, False)
+    NR = narrow_panel_columns(dtype)
+    P = -(-M // NR)
+    assert panels.shape == (P, Ka + Kb, NR)
+    out = np.full((R, P * NR), np.nan, dtype=dtype)
+    narrow_affine(a, b, panels, pack_narrow_panels(bias.reshape(1, M), False), out)
+    tol = TOLERANCE[dtype] * 10
+    np.testing.assert_allclose(out[:, :M], bias + a @ B[:Ka] + b @ B[Ka:], rtol=tol, atol=tol)
+    assert np.all(out[:, M:] == 0)
+    w_t = np.ascontiguousarray(B[:Ka].T)  # (M, Ka): B[:Ka] = w_t.T
+    out = np.full((R, P * NR), np.nan, dtype=dtype)
+    narrow_product(a, pack_narrow_panels(w_t, True), out)
+    np.testing.assert_allclose(out[:, :M], a @ B[:Ka], rtol=tol, atol=tol)
+    assert np.all(out[:, M:] == 0)
+
+
+def test_narrow_panels_refuse_another_width_and_a_short_out():
+    w = np.random.randn(8, 20)
+    panels = pack_narrow_panels(w, False)
+    NR = panels.shape[2]
+    with pytest.raises(ValueError, match="another width"):
+        narrow_product(np.ones((2, 8)), pack_panels(w, False), np.empty((2, 64)))
+    with pytest.raises(ValueError, match="room for whole panels"):
+        narrow_product(np.ones((2, 8)), panels, np.empty((2, NR - 1)))
+    narrow_product(np.ones((2, 8)), panels, np.empty((2, NR)))

@@ -71,6 +71,7 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
         return True
 
     monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     layer = make_recurrent(cell_type, D, H, dtype, 0.3)
@@ -93,11 +94,74 @@ def test_rnn_with_fused_steps(N, H, dtype, blocks, monkeypatch):
         asked.append((np.dtype(dtype_), h_dim, steps))
         return True
 
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
     monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", always)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
     assert asked == [(np.dtype(dtype), H, T)], "the forward asks once"
+
+
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 20), (5, 40)])
+def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
+    """The tanh RNN's NARROW_STEPS forward (narrow_affine) and backward
+    (narrow_product), forced here at sizes it would not all choose, give the
+    reference's results, serially and in blocks.  H = 20 (float64) and 40
+    (float32) fill a narrow panel, so the forward's tanh runs over unpadded
+    blocks; 5 and 37 pad; 37 spans two panels in float64."""
+    asked = []
+
+    def always(dtype_, h_dim, steps):
+        asked.append((np.dtype(dtype_), h_dim, steps))
+        return True
+
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", always)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    D, T = 4, 6
+    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
+    assert asked == [(np.dtype(dtype), H, T)] * 2, "forward and backward each ask once"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_narrow_steps_are_chosen_between_one_full_and_one_narrow_panel(dtype, monkeypatch):
+    """The rule (512-bit vectors; more than a full panel's columns, at most a
+    narrow panel's; more than one step), and the layer passing its choice on to
+    both kernels, unpatched."""
+    from fastrnn.kernels.packed import narrow_panel_columns, panel_columns
+    from fastrnn.kernels.simd import VECTOR_BITS
+    from fastrnn.kernels.vanilla import NARROW_STEPS
+    from fastrnn.layer_utils import uses_narrow_steps
+
+    full, narrow = panel_columns(dtype), narrow_panel_columns(dtype)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)
+    assert not uses_narrow_steps(dtype, narrow, 50)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
+    assert uses_narrow_steps(dtype, narrow, 50) and uses_narrow_steps(dtype, full + 1, 50)
+    assert not uses_narrow_steps(dtype, full, 50)
+    assert not uses_narrow_steps(dtype, narrow + 1, 50)
+    assert not uses_narrow_steps(dtype, narrow, 1)
+    monkeypatch.undo()
+    forms = []
+    forward, backward = fastrnn.layer_utils.rnn_forward, fastrnn.layer_utils.rnn_backward
+
+    def recording_forward(*args):
+        forms.append(args[8])
+        return forward(*args)
+
+    def recording_backward(*args):
+        forms.append(args[11])
+        return backward(*args)
+
+    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording_forward)
+    monkeypatch.setattr(fastrnn.layer_utils, "rnn_backward", recording_backward)
+    H = narrow if VECTOR_BITS >= 512 else full  # narrow panels only measured at 512 bits
+    check_against_reference(make_recurrent("rnn", 3, H, dtype, 0.3), 5, 4, dtype)
+    if VECTOR_BITS >= 512:
+        assert forms == [NARROW_STEPS, NARROW_STEPS]
+    else:
+        assert NARROW_STEPS not in forms
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -26,6 +26,11 @@ changing either.
 * ``vfma(x, y, acc)``: ``x * y + acc`` lane by lane, fused (rounded once) where
   the CPU has FMA instructions, a multiply and an add where it has not.
 * ``vlane(v, j)``: lane j of ``v`` as a scalar (for stores of part of a vector).
+* ``vload_narrow(a, i, j)``, ``vsplat_narrow(x)``, ``vzero_narrow(a)``,
+  ``narrow_lanes(a)``: the same
+  with 256-bit vectors whatever the registers (4 float64 / 8 float32 lanes), for
+  microkernels whose columns come in 256-bit units (``packed.narrow_affine``).
+  ``vfma``, ``vstore`` and ``vlane`` take vectors of either width.
 """
 
 from llvmlite import ir
@@ -53,6 +58,12 @@ def vector_bits(features):
 
 VECTOR_BITS = vector_bits(_compile_target_features())
 
+# Width of the "narrow" vectors.  On AMD Zen 4 a 512-bit FMA runs as two 256-bit
+# halves, so 256-bit vectors lose no throughput there, and their finer grain
+# wastes less on padding: 20 float64 columns are 5 narrow vectors, against two
+# full vectors of 8 and a third one 4/8 used.
+NARROW_BITS = 256
+
 
 class SimdVector(types.Type):
     """A SIMD vector of ``lanes`` values of the Numba float type ``dtype``."""
@@ -70,48 +81,70 @@ class _SimdVectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
 
 
-def _vector_type(dtype):
+def _vector_type(dtype, bits=None):
     if not isinstance(dtype, types.Float):
         raise errors.TypingError(f"SIMD vectors hold float32 or float64, not {dtype}")
-    return SimdVector(dtype, VECTOR_BITS // dtype.bitwidth)
+    return SimdVector(dtype, (bits or VECTOR_BITS) // dtype.bitwidth)
 
 
-@intrinsic
-def vector_lanes(typingctx, a):
-    """Lanes of a SIMD vector of the dtype of the array ``a``."""
-    lanes = _vector_type(a.dtype).lanes
+def _lanes_intrinsic(bits):
+    def lanes_of(typingctx, a):
+        lanes = _vector_type(a.dtype, bits).lanes
 
-    def codegen(context, builder, signature, args):
-        return context.get_constant(types.intp, lanes)
+        def codegen(context, builder, signature, args):
+            return context.get_constant(types.intp, lanes)
 
-    return types.intp(a), codegen
+        return types.intp(a), codegen
 
-
-@intrinsic
-def vzero(typingctx, a):
-    """A zero vector of the dtype of the array ``a``."""
-    vector = _vector_type(a.dtype)
-
-    def codegen(context, builder, signature, args):
-        llvm_type = context.get_value_type(vector)
-        return ir.Constant(llvm_type, [ir.Constant(llvm_type.element, 0.0)] * vector.lanes)
-
-    return vector(a), codegen
+    return lanes_of
 
 
-@intrinsic
-def vsplat(typingctx, x):
-    """A vector with the float ``x`` in every lane."""
-    vector = _vector_type(x)
+vector_lanes = intrinsic(_lanes_intrinsic(None))
+vector_lanes.__doc__ = "Lanes of a SIMD vector of the dtype of the array ``a``."
+narrow_lanes = intrinsic(_lanes_intrinsic(NARROW_BITS))
+narrow_lanes.__doc__ = "Lanes of a narrow (256-bit) vector of the dtype of the array ``a``."
 
-    def codegen(context, builder, signature, args):
-        llvm_type = context.get_value_type(vector)
-        lane0 = builder.insert_element(ir.Constant(llvm_type, ir.Undefined), args[0],
-                                       ir.Constant(ir.IntType(32), 0))
-        everywhere = ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes), [0] * vector.lanes)
-        return builder.shuffle_vector(lane0, ir.Constant(llvm_type, ir.Undefined), everywhere)
 
-    return vector(x), codegen
+def _zero_intrinsic(bits):
+    def zero(typingctx, a):
+        vector = _vector_type(a.dtype, bits)
+
+        def codegen(context, builder, signature, args):
+            llvm_type = context.get_value_type(vector)
+            return ir.Constant(llvm_type, [ir.Constant(llvm_type.element, 0.0)] * vector.lanes)
+
+        return vector(a), codegen
+
+    return zero
+
+
+vzero = intrinsic(_zero_intrinsic(None))
+vzero.__doc__ = "A zero vector of the dtype of the array ``a``."
+vzero_narrow = intrinsic(_zero_intrinsic(NARROW_BITS))
+vzero_narrow.__doc__ = "A zero narrow (256-bit) vector of the dtype of the array ``a``."
+
+
+def _splat_intrinsic(bits):
+    def splat(typingctx, x):
+        vector = _vector_type(x, bits)
+
+        def codegen(context, builder, signature, args):
+            llvm_type = context.get_value_type(vector)
+            lane0 = builder.insert_element(ir.Constant(llvm_type, ir.Undefined), args[0],
+                                           ir.Constant(ir.IntType(32), 0))
+            everywhere = ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes),
+                                     [0] * vector.lanes)
+            return builder.shuffle_vector(lane0, ir.Constant(llvm_type, ir.Undefined), everywhere)
+
+        return vector(x), codegen
+
+    return splat
+
+
+vsplat = intrinsic(_splat_intrinsic(None))
+vsplat.__doc__ = "A vector with the float ``x`` in every lane."
+vsplat_narrow = intrinsic(_splat_intrinsic(NARROW_BITS))
+vsplat_narrow.__doc__ = "A narrow (256-bit) vector with the float ``x`` in every lane."
 
 
 def _lane_pointer(context, builder, signature, args, llvm_vector_type):
@@ -123,20 +156,27 @@ def _lane_pointer(context, builder, signature, args, llvm_vector_type):
     return builder.bitcast(element, llvm_vector_type.as_pointer())
 
 
-@intrinsic
-def vload(typingctx, a, i, j):
-    """The vector a[i, j:j + lanes] of a 2-D float array."""
-    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(i, types.Integer)
-            and isinstance(j, types.Integer)):
-        return None
-    vector = _vector_type(a.dtype)
+def _load_intrinsic(bits):
+    def load(typingctx, a, i, j):
+        if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(i, types.Integer)
+                and isinstance(j, types.Integer)):
+            return None
+        vector = _vector_type(a.dtype, bits)
 
-    def codegen(context, builder, signature, args):
-        llvm_type = context.get_value_type(vector)
-        pointer = _lane_pointer(context, builder, signature, args, llvm_type)
-        return builder.load(pointer, align=a.dtype.bitwidth // 8)
+        def codegen(context, builder, signature, args):
+            llvm_type = context.get_value_type(vector)
+            pointer = _lane_pointer(context, builder, signature, args, llvm_type)
+            return builder.load(pointer, align=a.dtype.bitwidth // 8)
 
-    return vector(a, i, j), codegen
+        return vector(a, i, j), codegen
+
+    return load
+
+
+vload = intrinsic(_load_intrinsic(None))
+vload.__doc__ = "The vector a[i, j:j + lanes] of a 2-D float array."
+vload_narrow = intrinsic(_load_intrinsic(NARROW_BITS))
+vload_narrow.__doc__ = "The narrow (256-bit) vector a[i, j:j + lanes] of a 2-D float array."
 
 
 @intrinsic

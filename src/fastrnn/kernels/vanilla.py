@@ -9,8 +9,10 @@ needs only ``h`` (tanh' = 1 - h^2).
 A narrow layer (H within one packed panel of two SIMD vectors) can instead run
 each forward step as one pass of :func:`.packed.packed_affine` over [Wx; Wh]
 packed once: bias + x_t Wx + h_{t-1} Wh summed in registers, with no BLAS call
-and no separate projection (``FUSED_STEPS``).  ``fastrnn.layer_utils`` chooses
-the form from measurements.
+and no separate projection (``FUSED_STEPS``).  A layer a little wider than one
+panel (H = 17 to 20 in float64) does the same on narrow panels, whose 20 columns
+fit it with little or no padding, and so does its backward's dA Wh^T
+(``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form from measurements.
 """
 
 import numpy as np
@@ -22,12 +24,13 @@ from .blocked import (block_index, chunk_bounds, chunk_view, chunking,
                       copy_row, project_input_block, recurrent_product, recurrent_weights,
                       sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
                       weight_gradient_parts)
-from .packed import pack_panels, packed_affine
+from .packed import narrow_affine, narrow_product, pack_narrow_panels, pack_panels, packed_affine
 
 # How ``rnn_forward`` computes its steps (its ``form`` argument).
 BLAS_STEPS = 0    # x Wx of all steps first (GEMMs), then one BLAS call per step for h Wh
 PACKED_STEPS = 1  # the same, h Wh on Wh packed once (see blocked.recurrent_product)
 FUSED_STEPS = 2   # bias + x_t Wx + h_{t-1} Wh in one packed_affine pass per step
+NARROW_STEPS = 3  # the same on narrow panels (narrow_affine); backward: narrow_product
 
 
 @serial_and_parallel
@@ -39,16 +42,20 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
     for the weight gradients) and h ((T + 1) * N * H,) the hidden states
     h_0..h_T (all backward needs; h_0 a copy of h0, see ``lstm_forward``); and
     h_out (N, T, H), h_1..h_T batch-major (the result).
-    ``form``: BLAS_STEPS, PACKED_STEPS or FUSED_STEPS (see above).
+    ``form``: BLAS_STEPS, PACKED_STEPS, FUSED_STEPS or NARROW_STEPS (see above).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    if form == FUSED_STEPS:
-        panels = pack_panels(np.concatenate((wx, wh)), False)
-        bias_panels = pack_panels(b.reshape(1, b.shape[0]), False)
+    if form == FUSED_STEPS or form == NARROW_STEPS:
+        narrow = form == NARROW_STEPS
+        wxh, b_row = np.concatenate((wx, wh)), b.reshape(1, b.shape[0])
+        if narrow:
+            panels, bias_panels = pack_narrow_panels(wxh, False), pack_narrow_panels(b_row, False)
+        else:
+            panels, bias_panels = pack_panels(wxh, False), pack_panels(b_row, False)
         for p in prange(n_chunks):
             _forward_chunk_fused(block_index(p), n_chunks, x, x_tm, h0, panels, bias_panels, h,
-                                 h_out)
+                                 h_out, narrow)
         return
     packed = form == PACKED_STEPS
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
@@ -86,11 +93,12 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
 
 
 @kernel
-def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out):
-    """The time loop of chunk p of ``rnn_forward`` in the FUSED_STEPS form.
+def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out, narrow):
+    """The time loop of chunk p of ``rnn_forward`` in the FUSED_STEPS form, or
+    NARROW_STEPS with ``narrow``.
 
-    panels: [Wx; Wh] ((D + H), H) packed by ``pack_panels``; bias_panels: b
-    packed as one row.  Each step copies x_t's rows into x_tm (kept for the
+    panels: [Wx; Wh] ((D + H), H) packed by ``pack_panels`` (``pack_narrow_panels``
+    with ``narrow``); bias_panels: b packed the same way as one row.  Each step copies x_t's rows into x_tm (kept for the
     weight gradients) and runs ``packed_affine`` on them and on h_{t-1}, into a
     block padded to whole panels (every store a whole vector), then tanh row by
     row over the H real columns (measured, float32 H=20: 19.6 us a forward
@@ -108,34 +116,53 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out
     for t in range(T):
         for r in range(R):
             copy_row(x[lo + r, t], x_p[t, r])
-        packed_affine(x_p[t], h_p[t], panels, bias_panels, pre)
-        for r in range(R):
-            pre_r, new, out = pre[r], h_p[t + 1, r], h_out[lo + r, t]
-            for j in range(H):
-                value = tanh(pre_r[j])
-                new[j] = value
-                out[j] = value
+        if narrow:
+            narrow_affine(x_p[t], h_p[t], panels, bias_panels, pre)
+        else:
+            packed_affine(x_p[t], h_p[t], panels, bias_panels, pre)
+        if pre.shape[1] == H:
+            # No padding (H fills its panels): tanh as one vectorised pass over
+            # the contiguous block, then the rows' copies.  Measured, float64
+            # H = 20 on narrow panels: 27.7 us a forward against 37.9 row by row,
+            # whose 4 columns past two vectors run scalar.
+            block, new_block = pre.reshape(R * H), h_p[t + 1].reshape(R * H)
+            for k in range(R * H):
+                new_block[k] = tanh(block[k])
+            for r in range(R):
+                copy_row(h_p[t + 1, r], h_out[lo + r, t])
+        else:
+            for r in range(R):
+                pre_r, new, out = pre[r], h_p[t + 1, r], h_out[lo + r, t]
+                for j in range(H):
+                    value = tanh(pre_r[j])
+                    new[j] = value
+                    out[j] = value
 
 
 @serial_and_parallel
-def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, packed, n_blocks):
+def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_blocks):
     """Backpropagate through the tanh RNN run by ``rnn_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; x_tm, wx, wh and
     the forward's chunk-major hidden states h, with the forward's ``n_blocks``.
     grad_pre (T * N * H,) is work space (the gradient of the pre-activations,
     chunk-major).  Writes dx (N, T, D), dh0 (N, H) and the weight gradients
-    dwx (D, H), dwh (H, H), db (H,).  ``packed``: see ``lstm_backward``.
+    dwx (D, H), dwh (H, H), db (H,).  ``form``: how each step's dA Wh^T runs,
+    BLAS_STEPS, PACKED_STEPS (see ``lstm_backward``) or NARROW_STEPS (on Wh^T in
+    narrow panels).
     """
     N, T, H = dh.shape
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+    if form == NARROW_STEPS:
+        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), pack_narrow_panels(wh, True)
+    else:
+        wh_t, wh_t_packed = recurrent_weights(wh, form == PACKED_STEPS, True)
     wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(block_index(p), n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed)
+        _backward_chunk(block_index(p), n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, form)
         if splits == 1:
             weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre, wx_t, dx,
                                   dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
@@ -147,19 +174,25 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, packed, n
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, packed):
+def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, form):
     """The backward time loop of chunk p of ``rnn_backward`` (same arguments;
-    Wh^T as ``recurrent_weights`` gives it)."""
+    Wh^T as ``recurrent_weights`` gives it, or in narrow panels)."""
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
-    dh_next = np.zeros((hi - lo, H), dtype=h.dtype)
+    narrow = form == NARROW_STEPS
+    # narrow_product writes whole panels: dh_next has their width, H used.
+    width = wh_t_packed.shape[0] * wh_t_packed.shape[2] if narrow else H
+    dh_next = np.zeros((hi - lo, width), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t + 1, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-        recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, packed)
+        if narrow:
+            narrow_product(grad_p[t], wh_t_packed, dh_next)
+        else:
+            recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, form == PACKED_STEPS)
     for r in range(hi - lo):  # row copies, see copy_row
-        copy_row(dh_next[r], dh0[lo + r])
+        copy_row(dh_next[r, :H], dh0[lo + r])
