@@ -126,6 +126,9 @@ def uses_narrow_steps(dtype, h_dim, steps):
               against 41.0 / 58.1
       float64 H=24, two narrow panels (40 columns): 46.5 / 54.9 against 51.4 /
               55.0, and H=40: 76.4 / 96.5 against 76.3 / 95.7, so one panel only.
+    All on AMD Zen 4, which runs a 512-bit FMA as two 256-bit halves; on a CPU
+    with full-width 512-bit FMA units a narrow vector's FMA does half the work
+    of a full one at the same rate, a case these measurements do not cover.
     """
     return (VECTOR_BITS >= 512 and steps > 1
             and panel_columns(dtype) < h_dim <= narrow_panel_columns(dtype))
