@@ -18,6 +18,25 @@ from test_layers_vs_reference import assert_matches, make_recurrent, reference_s
 FORCED_BLOCKS = 3
 
 
+def record_rnn_forms(monkeypatch):
+    """The ``form`` arguments the tanh RNN layer passes to its forward and backward
+    kernels, in call order, as a list that fills while the test runs."""
+    forms = []
+    forward, backward = fastrnn.layer_utils.rnn_forward, fastrnn.layer_utils.rnn_backward
+
+    def recording_forward(*args):
+        forms.append(args[8])
+        return forward(*args)
+
+    def recording_backward(*args):
+        forms.append(args[11])
+        return backward(*args)
+
+    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording_forward)
+    monkeypatch.setattr(fastrnn.layer_utils, "rnn_backward", recording_backward)
+    return forms
+
+
 @pytest.fixture
 def force_blocks(monkeypatch):
     calls = []
@@ -117,11 +136,15 @@ def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
         asked.append((np.dtype(dtype_), h_dim, steps))
         return True
 
+    from fastrnn.kernels.vanilla import NARROW_STEPS
+
+    forms = record_rnn_forms(monkeypatch)
     monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", always)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
-    assert asked == [(np.dtype(dtype), H, T)] * 2, "forward and backward each ask once"
+    assert asked == [(np.dtype(dtype), H, T)], "the forward asks once"
+    assert forms == [NARROW_STEPS, NARROW_STEPS], "and its backward runs the same form"
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -143,19 +166,7 @@ def test_narrow_steps_are_chosen_between_one_full_and_one_narrow_panel(dtype, mo
     assert not uses_narrow_steps(dtype, narrow + 1, 50)
     assert not uses_narrow_steps(dtype, narrow, 1)
     monkeypatch.undo()
-    forms = []
-    forward, backward = fastrnn.layer_utils.rnn_forward, fastrnn.layer_utils.rnn_backward
-
-    def recording_forward(*args):
-        forms.append(args[8])
-        return forward(*args)
-
-    def recording_backward(*args):
-        forms.append(args[11])
-        return backward(*args)
-
-    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording_forward)
-    monkeypatch.setattr(fastrnn.layer_utils, "rnn_backward", recording_backward)
+    forms = record_rnn_forms(monkeypatch)
     H = narrow if VECTOR_BITS >= 512 else full  # narrow panels only measured at 512 bits
     check_against_reference(make_recurrent("rnn", 3, H, dtype, 0.3), 5, 4, dtype)
     if VECTOR_BITS >= 512:
@@ -182,16 +193,9 @@ def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatc
     assert not uses_fused_steps(dtype, NR + 1, 50)
     assert not uses_fused_steps(dtype, NR, 1)
     monkeypatch.undo()
-    forms = []
-    kernel = fastrnn.layer_utils.rnn_forward
-
-    def recording(*args):
-        forms.append(args[8])
-        return kernel(*args)
-
-    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording)
+    forms = record_rnn_forms(monkeypatch)
     check_against_reference(make_recurrent("rnn", 3, NR, dtype, 0.3), 5, 4, dtype)
-    assert forms == [FUSED_STEPS if VECTOR_BITS >= 512 else BLAS_STEPS]
+    assert forms == [FUSED_STEPS if VECTOR_BITS >= 512 else BLAS_STEPS, BLAS_STEPS]
 
 
 def test_packed_weights_are_chosen_for_large_weights_and_sequences():

@@ -145,9 +145,11 @@ def rnn_forward_form(dtype, h_dim, steps):
     return BLAS_STEPS
 
 
-def rnn_backward_form(dtype, h_dim, steps):
-    """The ``form`` argument of ``kernels.vanilla.rnn_backward`` for a layer."""
-    if uses_narrow_steps(dtype, h_dim, steps):
+def rnn_backward_form(forward_form, h_dim, steps):
+    """The ``form`` argument of ``kernels.vanilla.rnn_backward`` for a layer whose
+    forward ran in ``forward_form``: narrow panels after a narrow forward (the
+    same rule), else packed weights or BLAS by Wh's size."""
+    if forward_form == NARROW_STEPS:
         return NARROW_STEPS
     if uses_packed_weights(h_dim * h_dim, steps):
         return PACKED_STEPS
@@ -285,16 +287,17 @@ class VanillaRNN(_RecurrentLayer):
         H = self.h_dim
         x_tm, h = self._state_buffers((T * N * D, (T + 1) * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, rnn_forward_form(wx.dtype, H, T), blocks)
-        return h_out, (x_tm, h0, wx, wh, h, T, blocks)
+        form = rnn_forward_form(wx.dtype, H, T)
+        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, blocks)
+        return h_out, (x_tm, h0, wx, wh, h, T, blocks, form)
 
     def _backprop(self, dh, state):
-        x_tm, h0, wx, wh, h, T, blocks = state
+        x_tm, h0, wx, wh, h, T, blocks, forward_form = state
         dh0 = np.empty_like(h0)
         dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         grad_pre = np.empty(T * h0.size, dtype=h.dtype)  # T * N * H: see rnn_backward
         rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
-                     rnn_backward_form(wh.dtype, h0.shape[1], T), blocks)
+                     rnn_backward_form(forward_form, h0.shape[1], T), blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):

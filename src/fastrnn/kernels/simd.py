@@ -87,6 +87,14 @@ def _vector_type(dtype, bits=None):
     return SimdVector(dtype, (bits or VECTOR_BITS) // dtype.bitwidth)
 
 
+def _at_both_widths(make, doc):
+    """(full-width, narrow) intrinsics from ``make(bits)``, documented by ``doc``."""
+    full, narrow = intrinsic(make(None)), intrinsic(make(NARROW_BITS))
+    full.__doc__ = doc
+    narrow.__doc__ = doc + " Narrow: 256-bit, whatever the registers."
+    return full, narrow
+
+
 def _lanes_intrinsic(bits):
     def lanes_of(typingctx, a):
         lanes = _vector_type(a.dtype, bits).lanes
@@ -99,10 +107,8 @@ def _lanes_intrinsic(bits):
     return lanes_of
 
 
-vector_lanes = intrinsic(_lanes_intrinsic(None))
-vector_lanes.__doc__ = "Lanes of a SIMD vector of the dtype of the array ``a``."
-narrow_lanes = intrinsic(_lanes_intrinsic(NARROW_BITS))
-narrow_lanes.__doc__ = "Lanes of a narrow (256-bit) vector of the dtype of the array ``a``."
+vector_lanes, narrow_lanes = _at_both_widths(
+    _lanes_intrinsic, "Lanes of a SIMD vector of the dtype of the array ``a``.")
 
 
 def _zero_intrinsic(bits):
@@ -118,10 +124,8 @@ def _zero_intrinsic(bits):
     return zero
 
 
-vzero = intrinsic(_zero_intrinsic(None))
-vzero.__doc__ = "A zero vector of the dtype of the array ``a``."
-vzero_narrow = intrinsic(_zero_intrinsic(NARROW_BITS))
-vzero_narrow.__doc__ = "A zero narrow (256-bit) vector of the dtype of the array ``a``."
+vzero, vzero_narrow = _at_both_widths(
+    _zero_intrinsic, "A zero vector of the dtype of the array ``a``.")
 
 
 def _splat_intrinsic(bits):
@@ -141,10 +145,8 @@ def _splat_intrinsic(bits):
     return splat
 
 
-vsplat = intrinsic(_splat_intrinsic(None))
-vsplat.__doc__ = "A vector with the float ``x`` in every lane."
-vsplat_narrow = intrinsic(_splat_intrinsic(NARROW_BITS))
-vsplat_narrow.__doc__ = "A narrow (256-bit) vector with the float ``x`` in every lane."
+vsplat, vsplat_narrow = _at_both_widths(
+    _splat_intrinsic, "A vector with the float ``x`` in every lane.")
 
 
 def _lane_pointer(context, builder, signature, args, llvm_vector_type):
@@ -173,10 +175,8 @@ def _load_intrinsic(bits):
     return load
 
 
-vload = intrinsic(_load_intrinsic(None))
-vload.__doc__ = "The vector a[i, j:j + lanes] of a 2-D float array."
-vload_narrow = intrinsic(_load_intrinsic(NARROW_BITS))
-vload_narrow.__doc__ = "The narrow (256-bit) vector a[i, j:j + lanes] of a 2-D float array."
+vload, vload_narrow = _at_both_widths(
+    _load_intrinsic, "The vector a[i, j:j + lanes] of a 2-D float array.")
 
 
 @intrinsic

@@ -10,9 +10,9 @@ A narrow layer (H within one packed panel of two SIMD vectors) can instead run
 each forward step as one pass of :func:`.packed.packed_affine` over [Wx; Wh]
 packed once: bias + x_t Wx + h_{t-1} Wh summed in registers, with no BLAS call
 and no separate projection (``FUSED_STEPS``).  A layer a little wider than one
-panel (H = 17 to 20 in float64) does the same on narrow panels, whose 20 columns
-fit it with little or no padding, and so does its backward's dA Wh^T
-(``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form from measurements.
+panel (H = 17 to 20 in float64, 33 to 40 in float32) does the same on narrow
+panels, whose 20 (40) columns fit it with little or no padding, and so does its
+backward's dA Wh^T (``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form from measurements.
 """
 
 import numpy as np
@@ -99,11 +99,13 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out
     NARROW_STEPS with ``narrow``.
 
     panels: [Wx; Wh] ((D + H), H) packed by ``pack_panels`` (``pack_narrow_panels``
-    with ``narrow``); bias_panels: b packed the same way as one row.  Each step copies x_t's rows into x_tm (kept for the
-    weight gradients) and runs ``packed_affine`` on them and on h_{t-1}, into a
-    block padded to whole panels (every store a whole vector), then tanh row by
-    row over the H real columns (measured, float32 H=20: 19.6 us a forward
-    against 21.3 for tanh over the padded rows).
+    with ``narrow``); bias_panels: b packed the same way as one row.  Each step
+    copies x_t's rows into x_tm (kept for the weight gradients) and runs
+    ``packed_affine`` (``narrow_affine``) on them and on h_{t-1}, into a block
+    padded to whole panels (every store a whole vector), then tanh: row by row
+    over the H real columns where there is padding (measured, float32 H=20:
+    19.6 us a forward against 21.3 for tanh over the padded rows), over the
+    whole block where rows end in part of a vector (see below).
     """
     N, T, H = h_out.shape
     D = x.shape[2]
