@@ -1,6 +1,8 @@
 """The threading policy: Numba's threads own the cores, the BLAS under the kernels
 runs single-threaded, and the user sets the count from Python."""
 
+import threading
+
 import numba
 import numpy as np
 import pytest
@@ -30,6 +32,27 @@ def test_set_num_threads_sets_numbas_count_and_is_validated():
     for bad in (0, -1, 1.5, True, numba.config.NUMBA_NUM_THREADS + 1):
         with pytest.raises(ValueError, match="n: expected an integer"):
             fastrnn.set_num_threads(bad)
+
+
+def test_the_layers_thread_count_follows_numbas_setting_in_each_python_thread():
+    """The cheap getter the layers use answers what ``numba.get_num_threads``
+    does, including a count set through Numba directly and Numba's per-thread
+    setting."""
+    before = numba.get_num_threads()
+    try:
+        for count in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(count)
+            assert _threads._current_num_threads() == count
+        numba.set_num_threads(1)
+        seen = []
+        worker = threading.Thread(
+            target=lambda: seen.append((_threads._current_num_threads(), numba.get_num_threads())))
+        worker.start()
+        worker.join()
+        assert seen[0][0] == seen[0][1]
+        assert _threads._current_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_small_problems_run_serially_and_large_ones_in_blocks():

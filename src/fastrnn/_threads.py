@@ -21,6 +21,7 @@ import os
 
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
+from numba.np.ufunc import parallel as _numba_parallel
 from threadpoolctl import ThreadpoolController
 
 # Below this many floating-point operations a kernel runs on one thread.
@@ -79,13 +80,32 @@ def get_num_threads():
     return numba.get_num_threads()
 
 
+# How each layer call asks for the thread count.  ``numba.get_num_threads``
+# takes ~0.68 us, most of it making sure the threading layer is running (two
+# locks); once it is, Numba's own thread-local getter underneath answers in
+# ~0.09 us.  A recurrent layer asks at every forward, so at the notebook's size
+# the public call alone was ~1% of a forward+backward.  The getter is a private
+# name of Numba's: if a Numba release drops it, the public call is used.
+_thread_count = None
+
+
+def _current_num_threads():
+    """``numba.get_num_threads()`` (the calling thread's setting), cheaply."""
+    global _thread_count
+    if _thread_count is None:
+        count = numba.get_num_threads()  # launches the threading layer first
+        _thread_count = getattr(_numba_parallel, "_get_num_threads", numba.get_num_threads)
+        return count
+    return _thread_count()
+
+
 def _one_block_per_thread(rows):
-    return max(1, min(numba.get_num_threads(), rows))
+    return max(1, min(_current_num_threads(), rows))
 
 
 def chunks_for(rows, flops):
     """How many blocks of ``rows`` to run in parallel for ``flops`` of work (1 = serial)."""
-    if rows < 2 or flops < PARALLEL_MIN_FLOPS:  # checked first: asking Numba costs ~2 us
+    if rows < 2 or flops < PARALLEL_MIN_FLOPS:  # checked first: it needs no call into Numba
         return 1
     return _one_block_per_thread(rows)
 

@@ -258,11 +258,14 @@ class _RecurrentLayer(_Layer):
 
     @staticmethod
     def _gradient_buffers(h0, wx, T):
-        """dx (N, T, D), dWx, dWh, db, for a backward kernel to write."""
+        """dx (N, T, D), dh0 (N, H), dWx (D, G), dWh (H, G), db (G,), for a
+        backward kernel to write.  (``np.empty`` with the shape: ``empty_like``
+        costs ~0.1 us more a call, which at the notebook's size adds up.)"""
         N, H = h0.shape
         D, G = wx.shape
-        return (np.empty((N, T, D), dtype=wx.dtype), np.empty_like(wx),
-                np.empty((H, G), dtype=wx.dtype), np.empty(G, dtype=wx.dtype))
+        dtype = wx.dtype
+        return (np.empty((N, T, D), dtype), np.empty((N, H), dtype), np.empty((D, G), dtype),
+                np.empty((H, G), dtype), np.empty(G, dtype))
 
     @staticmethod
     def _upstream(name, grad, shape, dtype):
@@ -293,8 +296,7 @@ class VanillaRNN(_RecurrentLayer):
 
     def _backprop(self, dh, state):
         x_tm, h0, wx, wh, h, T, blocks, forward_form = state
-        dh0 = np.empty_like(h0)
-        dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
+        dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         grad_pre = np.empty(T * h0.size, dtype=h.dtype)  # T * N * H: see rnn_backward
         rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
                      rnn_backward_form(forward_form, h0.shape[1], T), blocks)
@@ -362,8 +364,8 @@ class LSTM(_RecurrentLayer):
 
     def _backprop(self, dh, dc_last, state):
         x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks = state
-        dh0, dc0 = np.empty_like(h0), np.empty_like(h0)
-        dx, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
+        dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
+        dc0 = np.empty(h0.shape, h0.dtype)
         lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
                       uses_packed_weights(wh.size, T), blocks)
         return dx, dh0, dc0, dwx, dwh, db
