@@ -147,6 +147,40 @@ def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
     assert forms == [NARROW_STEPS, NARROW_STEPS], "and its backward runs the same form"
 
 
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("form", ["fused", "narrow"])
+@pytest.mark.parametrize("per_thread", [True, False])
+def test_rnn_weights_copied_per_thread_or_shared(per_thread, form, dtype, blocks, monkeypatch):
+    """Small weights are packed / transposed by each chunk for itself, larger ones
+    once before the parallel loop (kernels.blocked.PER_THREAD_COPY_MAX_SIZE):
+    both ways give the reference's results, in the fused and narrow forms (whose
+    own panels are packed in the chunk) and serially or in blocks.  An input of
+    more values than the limit in Wx takes the shared copies."""
+    from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
+
+    H = 20
+    D = 6 if per_thread else PER_THREAD_COPY_MAX_SIZE // H + 1
+    assert (D * H <= PER_THREAD_COPY_MAX_SIZE) == per_thread
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: form == "narrow")
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", lambda *args: form == "fused")
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.05), 7, 5, dtype)
+
+
+@pytest.mark.usefixtures("force_blocks")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H, per_thread", [(5, True), (65, False)])
+def test_lstm_backward_weights_copied_per_thread_or_shared(H, per_thread, dtype):
+    """The LSTM backward's Wh^T and Wx^T, made by each chunk for itself when
+    small and once before the parallel loop otherwise: both give the reference's
+    results.  At H = 65, Wh (H, 4H) has more values than the limit."""
+    from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
+
+    assert (H * 4 * H <= PER_THREAD_COPY_MAX_SIZE) == per_thread
+    check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.05), 7, 5, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_narrow_steps_are_chosen_between_one_full_and_one_narrow_panel(dtype, monkeypatch):
     """The rule (512-bit vectors; more than a full panel's columns, at most a
@@ -239,8 +273,11 @@ def test_a_backward_uses_its_forwards_blocks(cell_type, monkeypatch):
 
 @pytest.mark.usefixtures("force_blocks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_temporal_fc_in_blocks(dtype):
-    N, T, D, M = 5, 3, 4, 7
+@pytest.mark.parametrize("D, M", [(4, 7), (4, 4100)])
+def test_temporal_fc_in_blocks(D, M, dtype):
+    """Forward and backward in blocks; with M = 4100, W has more values than
+    kernels.blocked.PER_THREAD_COPY_MAX_SIZE, so the blocks share one W^T."""
+    N, T = 5, 3
     fc = temporal_fc(D, M, init_scale=1.0, dtype=dtype)
     x = np.random.randn(N, T, D).astype(dtype)
     dout = np.random.randn(N, T, M).astype(dtype)

@@ -127,6 +127,27 @@ def recurrent_weights(w, packed, transpose):
     return w, no_panels
 
 
+# Weights of at most this many values are prepared (transposed, packed) by each
+# thread of a parallel kernel for itself, instead of once before the parallel loop
+# and then read by every thread.  On these 2-core VMs the host sometimes places the
+# two vCPUs far apart: a cache line written by one core reaches the other in ~38 ns
+# most of the time, but in 175-195 ns for minutes at a time (measured with a
+# two-thread ping-pong; these are the slow phases of ``_threads.PARALLEL_MIN_FLOPS``).
+# A copy the other thread made is then ~180 ns a cache line away, while making
+# one's own costs the same time as the shared copy did, both threads at once.
+# Measured, notebook-size tanh RNN forward+backward kernels (float64, two threads,
+# interleaved): 57.7 -> 54.3 us in slow phases, 43.3 -> 42.8 in fast ones.  Larger
+# weights keep one shared copy: each copy is then memory traffic of its own.
+PER_THREAD_COPY_MAX_SIZE = 16_384
+
+
+@kernel(inline="always")
+def per_thread_copies(w):
+    """Whether the threads of a parallel kernel prepare their own copies of the
+    weights ``w`` (see PER_THREAD_COPY_MAX_SIZE)."""
+    return w.size <= PER_THREAD_COPY_MAX_SIZE
+
+
 @kernel(inline="always")
 def add_column_sums(rows, acc):
     """acc (M,) += the sum over rows of rows (R, M)."""
@@ -258,7 +279,8 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     db (M,) = column sums of dout; x (R, K), w (K, M), dout (R, M)."""
     R, M = dout.shape
     K = x.shape[1]
-    w_t = transposed_copy(w)  # see weight_gradient_block
+    own = per_thread_copies(w)  # each block transposes w for itself when it is small
+    shared_w_t = np.empty((0, 0), dtype=w.dtype) if own else transposed_copy(w)
     dw_parts = np.empty((n_chunks - 1, K, M), dtype=dw.dtype)  # see block_output
     db_parts = np.empty((n_chunks - 1, M), dtype=db.dtype)
     for p in prange(n_chunks):
@@ -267,6 +289,7 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
         db_block = block_output(p, db, db_parts)
         db_block[:] = 0.0
         if hi > lo:
+            w_t = transposed_copy(w) if own else shared_w_t  # see weight_gradient_block
             np.dot(dout[lo:hi], w_t, dx[lo:hi])
             np.dot(x[lo:hi].T, dout[lo:hi], dw_block)
         else:

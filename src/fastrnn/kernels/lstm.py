@@ -28,10 +28,10 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking,
-                      copy_row, project_input_block, recurrent_product, recurrent_weights,
-                      sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
-                      weight_gradient_parts)
+from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row,
+                      per_thread_copies, project_input_block, recurrent_product,
+                      recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
+                      weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -166,27 +166,41 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     G = 4 * H
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
-    wx_t = transposed_copy(wx)  # see weight_gradient_block
+    # Wh^T for the steps and Wx^T for the weight gradients: each chunk makes its
+    # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
+    own = per_thread_copies(wx) and per_thread_copies(wh)
+    if own:
+        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), np.empty((0, 0, 0), dtype=wh.dtype)
+        wx_t = np.empty((0, 0), dtype=wx.dtype)
+    else:
+        wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+        wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c,
-                        tanh_c, dh0, dc0, packed)
+        _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh, own, wh_t, wh_t_packed, gates,
+                        c, tanh_c, dh0, dc0, packed)
         if splits == 1:
-            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates, wx_t, dx,
+            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates,
+                                  transposed_copy(wx) if own else wx_t, dx,
                                   dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, gates, wx_t, dx,
+            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, gates,
+                                  transposed_copy(wx) if own else wx_t, dx,
                                   dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
 @kernel
-def _backward_chunk(p, n_chunks, dh, dc_last, wh_t, wh_t_packed, gates, c, tanh_c, dh0, dc0,
-                    packed):
-    """The backward time loop of chunk p of ``lstm_backward`` (same arguments;
-    Wh^T as ``recurrent_weights`` gives it); not inlined, like ``_forward_chunk``."""
+def _backward_chunk(p, n_chunks, dh, dc_last, wh, own, shared_wh_t, shared_wh_t_packed, gates,
+                    c, tanh_c, dh0, dc0, packed):
+    """The backward time loop of chunk p of ``lstm_backward`` (same arguments; Wh^T
+    as ``recurrent_weights`` gives it, made here with ``own``, else the shared
+    copy made before the parallel loop); not inlined, like ``_forward_chunk``."""
+    if own:
+        wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+    else:
+        wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
     N, T, H = dh.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo

@@ -20,10 +20,10 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking,
-                      copy_row, project_input_block, recurrent_product, recurrent_weights,
-                      sum_weight_gradients, tiled, transposed_copy, weight_gradient_block,
-                      weight_gradient_parts)
+from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row,
+                      per_thread_copies, project_input_block, recurrent_product,
+                      recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
+                      weight_gradient_block, weight_gradient_parts)
 from .packed import narrow_affine, narrow_product, pack_narrow_panels, pack_panels, packed_affine
 from .simd import vector_lanes
 
@@ -49,14 +49,14 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
     n_chunks, splits = chunking(n_blocks, N)
     if form == FUSED_STEPS or form == NARROW_STEPS:
         narrow = form == NARROW_STEPS
-        wxh, b_row = np.concatenate((wx, wh)), b.reshape(1, b.shape[0])
-        if narrow:
-            panels, bias_panels = pack_narrow_panels(wxh, False), pack_narrow_panels(b_row, False)
+        own = per_thread_copies(wx) and per_thread_copies(wh)
+        if own:  # each chunk packs its own panels (see blocked.PER_THREAD_COPY_MAX_SIZE)
+            panels, bias_panels = _no_panels(wx), _no_panels(wx)
         else:
-            panels, bias_panels = pack_panels(wxh, False), pack_panels(b_row, False)
+            panels, bias_panels = _fused_panels(wx, wh, b, narrow)
         for p in prange(n_chunks):
-            _forward_chunk_fused(block_index(p), n_chunks, x, x_tm, h0, panels, bias_panels, h,
-                                 h_out, narrow)
+            _forward_chunk_fused(block_index(p), n_chunks, x, x_tm, h0, wx, wh, b, own, panels,
+                                 bias_panels, h, h_out, narrow)
         return
     packed = form == PACKED_STEPS
     wh_blas, wh_packed = recurrent_weights(wh, packed, False)
@@ -93,13 +93,32 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
             copy_row(h_p[t + 1, r], h_out[lo + r, t])
 
 
+@kernel(inline="always")
+def _fused_panels(wx, wh, b, narrow):
+    """(panels, bias_panels) of a fused forward: [Wx; Wh] ((D + H), H) packed by
+    ``pack_panels`` (``pack_narrow_panels`` when ``narrow``), and b the same way
+    as one row."""
+    wxh, b_row = np.concatenate((wx, wh)), b.reshape(1, b.shape[0])
+    if narrow:
+        return pack_narrow_panels(wxh, False), pack_narrow_panels(b_row, False)
+    return pack_panels(wxh, False), pack_panels(b_row, False)
+
+
+@kernel(inline="always")
+def _no_panels(w):
+    """An empty stand-in for packed panels of w's dtype."""
+    return np.empty((0, 0, 0), dtype=w.dtype)
+
+
 @kernel
-def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out, narrow):
+def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels,
+                         shared_bias_panels, h, h_out, narrow):
     """The time loop of chunk p of ``rnn_forward`` in the FUSED_STEPS form, or
     NARROW_STEPS with ``narrow``.
 
-    panels: [Wx; Wh] ((D + H), H) packed by ``pack_panels`` (``pack_narrow_panels``
-    with ``narrow``); bias_panels: b packed the same way as one row.  Each step
+    With ``own`` the chunk packs its own panels from wx, wh and b
+    (``_fused_panels``); otherwise it uses the shared ones packed the same way
+    before the parallel loop.  Each step
     copies x_t's rows into x_tm (kept for the weight gradients) and runs
     ``packed_affine`` (``narrow_affine``) on them and on h_{t-1}, into a block
     padded to whole panels (every store a whole vector), then tanh: row by row
@@ -111,6 +130,10 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, panels, bias_panels, h, h_out
     D = x.shape[2]
     lo, hi = chunk_bounds(p, n_chunks, N)
     R = hi - lo
+    if own:
+        panels, bias_panels = _fused_panels(wx, wh, b, narrow)
+    else:
+        panels, bias_panels = shared_panels, shared_bias_panels
     h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
     x_p = chunk_view(x_tm, T, N, p, n_chunks, D)
     for r in range(R):
@@ -161,28 +184,51 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    if form == NARROW_STEPS:
-        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), pack_narrow_panels(wh, True)
+    # Wh^T for the steps and Wx^T for the weight gradients: each chunk makes its
+    # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
+    own = per_thread_copies(wx) and per_thread_copies(wh)
+    if own:
+        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), _no_panels(wh)
+        wx_t = np.empty((0, 0), dtype=wx.dtype)
     else:
-        wh_t, wh_t_packed = recurrent_weights(wh, form == PACKED_STEPS, True)
-    wx_t = transposed_copy(wx)  # see weight_gradient_block
+        wh_t, wh_t_packed = _backward_weights(wh, form)
+        wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
-        _backward_chunk(block_index(p), n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, form)
+        _backward_chunk(block_index(p), n_chunks, dh, wh, own, wh_t, wh_t_packed, h, grad_pre,
+                        dh0, form)
         if splits == 1:
-            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre, wx_t, dx,
+            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre,
+                                  transposed_copy(wx) if own else wx_t, dx,
                                   dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, grad_pre, wx_t, dx,
+            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, grad_pre,
+                                  transposed_copy(wx) if own else wx_t, dx,
                                   dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
+@kernel(inline="always")
+def _backward_weights(wh, form):
+    """(Wh^T, Wh^T packed) as a backward step of ``form`` takes them: narrow
+    panels for NARROW_STEPS, else as ``recurrent_weights`` gives them (the one
+    not used an empty stand-in)."""
+    if form == NARROW_STEPS:
+        return np.empty((0, 0), dtype=wh.dtype), pack_narrow_panels(wh, True)
+    return recurrent_weights(wh, form == PACKED_STEPS, True)
+
+
 @kernel
-def _backward_chunk(p, n_chunks, dh, wh_t, wh_t_packed, h, grad_pre, dh0, form):
-    """The backward time loop of chunk p of ``rnn_backward`` (same arguments;
-    Wh^T as ``recurrent_weights`` gives it, or in narrow panels)."""
+def _backward_chunk(p, n_chunks, dh, wh, own, shared_wh_t, shared_wh_t_packed, h, grad_pre,
+                    dh0, form):
+    """The backward time loop of chunk p of ``rnn_backward`` (same arguments):
+    on Wh^T as ``_backward_weights`` gives it, made here with ``own``, else the
+    shared copy made before the parallel loop."""
+    if own:
+        wh_t, wh_t_packed = _backward_weights(wh, form)
+    else:
+        wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
