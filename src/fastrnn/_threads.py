@@ -27,12 +27,15 @@ from threadpoolctl import ThreadpoolController
 # Below this many floating-point operations a kernel runs on one thread.
 #
 # On the 2-core machines (AMD EPYC VMs, Numba's omp layer) two threads have two
-# modes that last minutes each: most of the time a parallel region starts at once,
-# but in slow phases each costs ~7 us more whatever its size (the same with
-# OMP_WAIT_POLICY=active, so not a sleeping worker; a serial run pinned to
-# either core is as fast as ever).  Recurrent layers' forward+backward, the two
-# modes interleaved over 5 minutes, medians, speed-up of two threads over one,
-# fast / slow phase, by the layers' count of the work (flops below, per forward):
+# modes that last seconds to minutes each.  In the slow one the host has put the
+# two vCPUs far apart: a cache line written by one core reaches the other in
+# 175-195 ns instead of ~38 (a two-thread ping-pong), an empty parallel region
+# takes 2.6-2.9 us instead of 1.5, and whatever one thread writes and the other
+# reads costs that much more (the same with OMP_WAIT_POLICY=active; a serial run
+# is as fast as ever).  Hence ``blocked.PER_THREAD_COPY_MAX_SIZE``.  Recurrent
+# layers' forward+backward, the two modes interleaved over 5 minutes, medians,
+# speed-up of two threads over one, fast / slow phase, by the layers' count of
+# the work (flops below, per forward; measured before the per-thread copies):
 #   tanh RNN (10, 50, 10, 20), 0.90 MFLOP: float64 1.40 / 1.15, float32 1.35 / 0.98
 #   tanh RNN (10, 30, 10, 20), 0.54 MFLOP: float64 1.32 / 0.95, float32 1.21 / 0.82
 #   LSTM (10, 10, 10, 20), 0.72 MFLOP:     float64 1.32 / 0.83, float32 1.23 / 0.80
