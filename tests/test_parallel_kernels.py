@@ -101,6 +101,27 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+@pytest.mark.parametrize("N", [9, 2])
+def test_packed_weights_with_copies_shared_by_the_threads(cell_type, N, dtype, blocks,
+                                                          monkeypatch):
+    """Packed weights come with layers whose weights exceed
+    kernels.blocked.PER_THREAD_COPY_MAX_SIZE (packing starts at 65,536 values in
+    Wh), so in real runs the packed backward reads Wh^T packed once and shared:
+    forced here with a Wx over the limit, serially and in blocks, with 2 rows
+    also over split time steps."""
+    from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
+
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", lambda *args: True)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    H = 37
+    D = PER_THREAD_COPY_MAX_SIZE // H + 1
+    check_against_reference(make_recurrent(cell_type, D, H, dtype, 0.02), N, 6, dtype)
+
+
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 20)])
 def test_rnn_with_fused_steps(N, H, dtype, blocks, monkeypatch):
     """The tanh RNN's FUSED_STEPS forward (one packed_affine pass a step), forced
@@ -151,12 +172,15 @@ def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("form", ["fused", "narrow"])
 @pytest.mark.parametrize("per_thread", [True, False])
-def test_rnn_weights_copied_per_thread_or_shared(per_thread, form, dtype, blocks, monkeypatch):
+@pytest.mark.parametrize("N", [7, 2])
+def test_rnn_weights_copied_per_thread_or_shared(N, per_thread, form, dtype, blocks,
+                                                 monkeypatch):
     """Small weights are packed / transposed by each chunk for itself, larger ones
     once before the parallel loop (kernels.blocked.PER_THREAD_COPY_MAX_SIZE):
     both ways give the reference's results, in the fused and narrow forms (whose
     own panels are packed in the chunk) and serially or in blocks.  An input of
-    more values than the limit in Wx takes the shared copies."""
+    more values than the limit in Wx takes the shared copies; 2 rows in 3 blocks
+    also split the time steps."""
     from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
 
     H = 20
@@ -165,20 +189,33 @@ def test_rnn_weights_copied_per_thread_or_shared(per_thread, form, dtype, blocks
     monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: form == "narrow")
     monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", lambda *args: form == "fused")
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
-    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.05), 7, 5, dtype)
+    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.05), N, 5, dtype)
 
 
-@pytest.mark.usefixtures("force_blocks")
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("H, per_thread", [(5, True), (65, False)])
-def test_lstm_backward_weights_copied_per_thread_or_shared(H, per_thread, dtype):
+@pytest.mark.parametrize("N", [7, 2])
+def test_lstm_backward_weights_copied_per_thread_or_shared(N, H, per_thread, dtype, blocks,
+                                                           monkeypatch):
     """The LSTM backward's Wh^T and Wx^T, made by each chunk for itself when
     small and once before the parallel loop otherwise: both give the reference's
-    results.  At H = 65, Wh (H, 4H) has more values than the limit."""
+    results, serially and in blocks (2 rows in 3 blocks also split the time
+    steps).  At H = 65, Wh (H, 4H) has more values than the limit."""
     from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
 
     assert (H * 4 * H <= PER_THREAD_COPY_MAX_SIZE) == per_thread
-    check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.05), 7, 5, dtype)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.05), N, 5, dtype)
+
+
+def test_weights_up_to_the_limit_are_copied_per_thread():
+    """The rule the kernels apply (kernels.blocked.per_thread_copies), at its edge."""
+    from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE, per_thread_copies
+
+    assert per_thread_copies(np.zeros((4, PER_THREAD_COPY_MAX_SIZE // 4)))
+    assert not per_thread_copies(np.zeros(PER_THREAD_COPY_MAX_SIZE + 1))
+    assert per_thread_copies(np.zeros((2, 3), dtype=np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -21,8 +21,12 @@ import os
 
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
-from numba.np.ufunc import parallel as _numba_parallel
 from threadpoolctl import ThreadpoolController
+
+try:  # Numba's threading-layer module (private: see _current_num_threads)
+    from numba.np.ufunc import parallel as _numba_parallel
+except ImportError:
+    _numba_parallel = None
 
 # Below this many floating-point operations a kernel runs on one thread.
 #
@@ -89,17 +93,18 @@ def get_num_threads():
 # ~0.09 us.  A recurrent layer asks at every forward, so at the notebook's size
 # the public call alone was ~1% of a forward+backward.  The getter is a private
 # name of Numba's: if a Numba release drops it, the public call is used.
-_thread_count = None
+_thread_count_getter = None
 
 
 def _current_num_threads():
     """``numba.get_num_threads()`` (the calling thread's setting), cheaply."""
-    global _thread_count
-    if _thread_count is None:
+    global _thread_count_getter
+    if _thread_count_getter is None:
         count = numba.get_num_threads()  # launches the threading layer first
-        _thread_count = getattr(_numba_parallel, "_get_num_threads", numba.get_num_threads)
+        _thread_count_getter = getattr(_numba_parallel, "_get_num_threads",
+                                       numba.get_num_threads)
         return count
-    return _thread_count()
+    return _thread_count_getter()
 
 
 def _one_block_per_thread(rows):

@@ -135,6 +135,8 @@ def recurrent_weights(w, packed, transpose):
 # two-thread ping-pong; these are the slow phases of ``_threads.PARALLEL_MIN_FLOPS``).
 # A copy the other thread made is then ~180 ns a cache line away, while making
 # one's own costs the same time as the shared copy did, both threads at once.
+# (The weights themselves still cross once after the optimizer, on the main
+# thread, has updated them; the copies made from them no longer do.)
 # Measured, notebook-size tanh RNN forward+backward kernels (float64, two threads,
 # interleaved): 57.7 -> 54.3 us in slow phases, 43.3 -> 42.8 in fast ones.  Larger
 # weights keep one shared copy: each copy is then memory traffic of its own.
@@ -300,16 +302,18 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
 
 
 @kernel
-def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx, dwh, db,
-                          dwx_parts, dwh_parts, db_parts):
+def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, shared_wx_t, dx, dwx,
+                          dwh, db, dwx_parts, dwh_parts, db_parts):
     """Work block q's share of the GEMMs after a recurrent backward loop.
 
     x_tm (T * N * D,), h ((T + 1) * N * H,) and grad_pre (T * N * G,): chunk-major
     buffers of the inputs, the hidden states h_0 .. h_T (h_0 the initial state)
     and the gradient of the pre-activations (G = 4H for an LSTM, H for a tanh
-    RNN); wx_t (G, D) = Wx^T, C-contiguous (OpenBLAS ran ``rows @ wx.T`` at half
-    the speed of the copy at the notebook's size: float64 500 x 80 x 10, 23
-    against 51 GFLOP/s).  Writes the block's rows of dx (N, T, D) = dA Wx^T,
+    RNN); wx (D, G).  dx is computed with Wx^T (G, D) as a C-contiguous copy
+    (OpenBLAS ran ``rows @ wx.T`` at half the speed of the copy at the notebook's
+    size: float64 500 x 80 x 10, 23 against 51 GFLOP/s): made here with ``own``
+    (see PER_THREAD_COPY_MAX_SIZE), else ``shared_wx_t``, made once before the
+    parallel loop.  Writes the block's rows of dx (N, T, D) = dA Wx^T,
     batch-major, and the block's sums X^T dA (D, G), Hprev^T dA (H, G) and the
     column sums of dA (G,) over its steps: into dwx, dwh, db for block 0, into its
     partials of ``weight_gradient_parts`` otherwise (see ``block_output``).  The
@@ -318,7 +322,7 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx,
     """
     N, T, D = dx.shape
     H = dwh.shape[0]
-    G = wx_t.shape[0]
+    G = wx.shape[1]
     p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
     R = hi - lo
     dwx_part = block_output(q, dwx, dwx_parts)
@@ -333,6 +337,7 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx_t, dx, dwx,
     h_chunk = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
     rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
+    wx_t = transposed_copy(wx) if own else shared_wx_t
     dx_rows = np.dot(rows, wx_t)
     for i in range(dx_rows.shape[0]):
         copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])

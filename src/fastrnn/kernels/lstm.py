@@ -180,14 +180,12 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
         _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh, own, wh_t, wh_t_packed, gates,
                         c, tanh_c, dh0, dc0, packed)
         if splits == 1:
-            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates,
-                                  transposed_copy(wx) if own else wx_t, dx,
-                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
+            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates, wx,
+                                  own, wx_t, dx, dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, gates,
-                                  transposed_copy(wx) if own else wx_t, dx,
-                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
+            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, gates, wx,
+                                  own, wx_t, dx, dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 

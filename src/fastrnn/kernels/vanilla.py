@@ -118,13 +118,13 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels
 
     With ``own`` the chunk packs its own panels from wx, wh and b
     (``_fused_panels``); otherwise it uses the shared ones packed the same way
-    before the parallel loop.  Each step
-    copies x_t's rows into x_tm (kept for the weight gradients) and runs
-    ``packed_affine`` (``narrow_affine``) on them and on h_{t-1}, into a block
-    padded to whole panels (every store a whole vector), then tanh: row by row
-    over the H real columns where there is padding (measured, float32 H=20:
-    19.6 us a forward against 21.3 for tanh over the padded rows), over the
-    whole block where rows end in part of a vector (see below).
+    before the parallel loop.  Each step copies x_t's rows into x_tm (kept for
+    the weight gradients) and runs ``packed_affine`` (``narrow_affine``) on them
+    and on h_{t-1}, into a block padded to whole panels (every store a whole
+    vector), then tanh: row by row over the H real columns where there is
+    padding (measured, float32 H=20: 19.6 us a forward against 21.3 for tanh
+    over the padded rows), over the whole block where rows end in part of a
+    vector (see below).
     """
     N, T, H = h_out.shape
     D = x.shape[2]
@@ -198,14 +198,12 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
         _backward_chunk(block_index(p), n_chunks, dh, wh, own, wh_t, wh_t_packed, h, grad_pre,
                         dh0, form)
         if splits == 1:
-            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre,
-                                  transposed_copy(wx) if own else wx_t, dx,
-                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
+            weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, grad_pre, wx,
+                                  own, wx_t, dx, dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     if splits > 1:
         for q in prange(n_work):
-            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, grad_pre,
-                                  transposed_copy(wx) if own else wx_t, dx,
-                                  dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
+            weight_gradient_block(block_index(q), n_chunks, splits, x_tm, h, grad_pre, wx,
+                                  own, wx_t, dx, dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
