@@ -114,14 +114,22 @@ def recurrent_product(rows, w, w_packed, out, packed):
 
 
 @kernel(inline="always")
+def no_weights(w):
+    """Empty stand-ins of w's dtype for the pair ``recurrent_weights`` returns
+    (2-D weights for BLAS, 3-D packed panels): for the one a kernel does not
+    use, or for both where each chunk makes its own (see per_thread_copies)."""
+    return np.empty((0, 0), dtype=w.dtype), np.empty((0, 0, 0), dtype=w.dtype)
+
+
+@kernel(inline="always")
 def recurrent_weights(w, packed, transpose):
     """(w_blas, w_packed) for ``recurrent_product`` with B = w, or w.T when
     ``transpose``: the packed panels, or a C-contiguous B for BLAS (OpenBLAS's
     GEMM with a transposed view ran at 22 GFLOP/s against 37 for the copy,
-    float64, 16 rows x 512 x 128).  The one not used is an empty placeholder."""
+    float64, 16 rows x 512 x 128).  The one not used is an empty stand-in."""
+    no_blas, no_panels = no_weights(w)
     if packed:
-        return np.empty((0, 0), dtype=w.dtype), pack_panels(w, transpose)
-    no_panels = np.empty((0, 0, 0), dtype=w.dtype)
+        return no_blas, pack_panels(w, transpose)
     if transpose:
         return transposed_copy(w), no_panels
     return w, no_panels
@@ -282,7 +290,7 @@ def linear_backward(x, w, dout, dx, dw, db, n_chunks):
     R, M = dout.shape
     K = x.shape[1]
     own = per_thread_copies(w)  # each block transposes w for itself when it is small
-    shared_w_t = np.empty((0, 0), dtype=w.dtype) if own else transposed_copy(w)
+    shared_w_t = no_weights(w)[0] if own else transposed_copy(w)
     dw_parts = np.empty((n_chunks - 1, K, M), dtype=dw.dtype)  # see block_output
     db_parts = np.empty((n_chunks - 1, M), dtype=db.dtype)
     for p in prange(n_chunks):

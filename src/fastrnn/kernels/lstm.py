@@ -28,7 +28,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row,
+from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row, no_weights,
                       per_thread_copies, project_input_block, recurrent_product,
                       recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
@@ -170,8 +170,8 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
     own = per_thread_copies(wx) and per_thread_copies(wh)
     if own:
-        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), np.empty((0, 0, 0), dtype=wh.dtype)
-        wx_t = np.empty((0, 0), dtype=wx.dtype)
+        wh_t, wh_t_packed = no_weights(wh)
+        wx_t = no_weights(wx)[0]
     else:
         wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
         wx_t = transposed_copy(wx)  # see weight_gradient_block

@@ -202,13 +202,8 @@ def packed_affine(a, b, panels, bias_panels, out):
     value at a time.  Their shapes are not checked here; panels of another width
     than this build's, or an out narrower than P * NR, raise ValueError.
     """
-    R = out.shape[0]
-    P, _, NR = panels.shape
-    _check_whole_panels(NR, panel_width(panels), P, out)
+    R, P, NR, Ka, Kb, blocked_rows = _pass_shape(a, b, panels, panel_width(panels), out)
     L = vector_lanes(panels)
-    Ka = a.shape[1]
-    Kb = b.shape[1]
-    blocked_rows = R - R % ROWS_PER_BLOCK
     for p in range(P):
         panel = panels[p]
         m0 = p * NR
@@ -231,6 +226,18 @@ def packed_affine(a, b, panels, bias_panels, out):
             c0, c1 = _accumulate_1(b, r, panel, Ka, Kb, c0, c1)
             vstore(out, r, m0, c0)
             vstore(out, r, m0 + L, c1)
+
+
+@kernel(inline="always")
+def _pass_shape(a, b, panels, width, out):
+    """(R, P, NR, Ka, Kb, blocked_rows) of a pass out = a @ B[:Ka] + b @ B[Ka:]
+    over panels (P, Ka + Kb, NR) compiled for panels of ``width`` columns:
+    blocked_rows, the rows the 4-row microkernel covers.  Checks the panels and
+    out as ``_check_whole_panels``."""
+    R = out.shape[0]
+    P, _, NR = panels.shape
+    _check_whole_panels(NR, width, P, out)
+    return R, P, NR, a.shape[1], b.shape[1], R - R % ROWS_PER_BLOCK
 
 
 @kernel(inline="always")
@@ -280,13 +287,8 @@ def narrow_product(rows, panels, out):
 @kernel(inline="always")
 def _narrow_pass(a, b, panels, bias_panels, with_bias, out):
     """out = [bias +] a @ B[:Ka] + b @ B[Ka:] over narrow panels, 4 rows at a time."""
-    R = out.shape[0]
-    P, _, NR = panels.shape
-    _check_whole_panels(NR, narrow_panel_width(panels), P, out)
+    R, P, NR, Ka, Kb, blocked_rows = _pass_shape(a, b, panels, narrow_panel_width(panels), out)
     L = narrow_lanes(panels)
-    Ka = a.shape[1]
-    Kb = b.shape[1]
-    blocked_rows = R - R % ROWS_PER_BLOCK
     for p in range(P):
         panel = panels[p]
         m0 = p * NR

@@ -12,7 +12,8 @@ packed once: bias + x_t Wx + h_{t-1} Wh summed in registers, with no BLAS call
 and no separate projection (``FUSED_STEPS``).  A layer a little wider than one
 panel (H = 17 to 20 in float64, 33 to 40 in float32) does the same on narrow
 panels, whose 20 (40) columns fit it with little or no padding, and so does its
-backward's dA Wh^T (``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form from measurements.
+backward's dA Wh^T (``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form
+from measurements.
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row,
+from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row, no_weights,
                       per_thread_copies, project_input_block, recurrent_product,
                       recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
@@ -51,7 +52,7 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
         narrow = form == NARROW_STEPS
         own = per_thread_copies(wx) and per_thread_copies(wh)
         if own:  # each chunk packs its own panels (see blocked.PER_THREAD_COPY_MAX_SIZE)
-            panels, bias_panels = _no_panels(wx), _no_panels(wx)
+            panels = bias_panels = no_weights(wx)[1]
         else:
             panels, bias_panels = _fused_panels(wx, wh, b, narrow)
         for p in prange(n_chunks):
@@ -102,12 +103,6 @@ def _fused_panels(wx, wh, b, narrow):
     if narrow:
         return pack_narrow_panels(wxh, False), pack_narrow_panels(b_row, False)
     return pack_panels(wxh, False), pack_panels(b_row, False)
-
-
-@kernel(inline="always")
-def _no_panels(w):
-    """An empty stand-in for packed panels of w's dtype."""
-    return np.empty((0, 0, 0), dtype=w.dtype)
 
 
 @kernel
@@ -188,8 +183,8 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
     # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
     own = per_thread_copies(wx) and per_thread_copies(wh)
     if own:
-        wh_t, wh_t_packed = np.empty((0, 0), dtype=wh.dtype), _no_panels(wh)
-        wx_t = np.empty((0, 0), dtype=wx.dtype)
+        wh_t, wh_t_packed = no_weights(wh)
+        wx_t = no_weights(wx)[0]
     else:
         wh_t, wh_t_packed = _backward_weights(wh, form)
         wx_t = transposed_copy(wx)  # see weight_gradient_block
@@ -213,7 +208,7 @@ def _backward_weights(wh, form):
     panels for NARROW_STEPS, else as ``recurrent_weights`` gives them (the one
     not used an empty stand-in)."""
     if form == NARROW_STEPS:
-        return np.empty((0, 0), dtype=wh.dtype), pack_narrow_panels(wh, True)
+        return no_weights(wh)[0], pack_narrow_panels(wh, True)
     return recurrent_weights(wh, form == PACKED_STEPS, True)
 
 
