@@ -160,10 +160,23 @@ def per_thread_copies(w):
 
 @kernel(inline="always")
 def add_column_sums(rows, acc):
-    """acc (M,) += the sum over rows of rows (R, M)."""
-    for r in range(rows.shape[0]):
-        row = rows[r]
-        for m in range(row.shape[0]):
+    """acc (M,) += the sum over rows of rows (R, M).
+
+    Four rows per pass over acc: the row-at-a-time loop loads and stores all of
+    acc for every row.  Measured on (250, M) rows (one thread's half of the
+    notebook's backward), us a call from Python: float64 M=20 1.20 -> 0.69,
+    float32 M=80 (an LSTM's 4H) 2.86 -> 1.03.
+    """
+    R, M = rows.shape
+    r = 0
+    while r + 4 <= R:
+        a, b, c, d = rows[r], rows[r + 1], rows[r + 2], rows[r + 3]
+        for m in range(M):
+            acc[m] += (a[m] + b[m]) + (c[m] + d[m])
+        r += 4
+    for last in range(r, R):
+        row = rows[last]
+        for m in range(M):
             acc[m] += row[m]
 
 
@@ -347,8 +360,9 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, share
     rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
     wx_t = transposed_copy(wx) if own else shared_wx_t
     dx_rows = np.dot(rows, wx_t)
-    for i in range(dx_rows.shape[0]):
-        copy_row(dx_rows[i], dx[lo + i % R, t0 + i // R])
+    for t in range(t0, t1):  # (no i // R, i % R per row: 1.3 -> 0.95 us at (250, 10))
+        for r in range(R):
+            copy_row(dx_rows[(t - t0) * R + r], dx[lo + r, t])
     np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)
     np.dot(h_chunk[t0:t1].reshape((t1 - t0) * R, H).T, rows, dwh_part)
     add_column_sums(rows, db_part)
