@@ -34,7 +34,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy_lib  # noqa: E402  (the baseline sits beside this script)
+import host_state  # noqa: E402  (beside this script, as is the baseline)
+import numpy_lib  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn.layer_utils import LSTM, VanillaRNN, temporal_softmax_loss  # noqa: E402
@@ -424,8 +425,9 @@ def report(args, budget, sizes, torch_peer):
         for dtype in DTYPES:
             for size in sizes:
                 print(f"timing {cell} {np.dtype(dtype).name} {size}", file=sys.stderr, flush=True)
+                before = host_state.state()
                 t = time_layer(cell, dtype, size, budget, torch_peer)
-                rows.append((cell, np.dtype(dtype).name, size, t))
+                rows.append((cell, np.dtype(dtype).name, size, t, before, host_state.state()))
     peaks_after = {np.dtype(d).name: gemm_gflops(d, budget) for d in DTYPES}
     peaks = {k: max(peaks_before[k], peaks_after[k]) for k in peaks_before}
     say("GEMM peak (numpy matmul 2048^3, all cores; the higher of a measurement before and one "
@@ -436,16 +438,23 @@ def report(args, budget, sizes, torch_peer):
     say("One layer, forward + backward, median ms; ratio = peer / fastrnn")
     say()
     say("| cell | dtype | N, T, D, H | fastrnn | numpy | torch | numpy/fastrnn | torch/fastrnn "
-        "| fastrnn GFLOP/s | % of GEMM peak |")
-    say("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for cell, name, size, t in rows:
+        "| fastrnn GFLOP/s | % of GEMM peak | host before / after |")
+    say("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for cell, name, size, t, before, after in rows:
         gflops = layer_flops(cell, *size) / (t["fastrnn"] * 1e6)
         torch_ms = f"{t['torch']:.3f}" if t["torch"] else "-"
         torch_ratio = f"{t['torch'] / t['fastrnn']:.2f}x" if t["torch"] else "-"
         say(f"| {cell} | {name} | {', '.join(map(str, size))} | {t['fastrnn']:.3f} | "
             f"{t['numpy']:.3f} | {torch_ms} | {t['numpy'] / t['fastrnn']:.2f}x | "
-            f"{torch_ratio} | {gflops:.1f} | {100 * gflops / peaks[name]:.0f}% |")
-        figures["layers"].append(dict(cell=cell, dtype=name, size=size, **t))
+            f"{torch_ratio} | {gflops:.1f} | {100 * gflops / peaks[name]:.0f}% | "
+            f"{host_state.short(before)} / {host_state.short(after)} |")
+        figures["layers"].append(dict(cell=cell, dtype=name, size=size, host_before=before,
+                                      host_after=after, **t))
+    say()
+    say("Host: the slowest vCPU's time for the same single-thread loop over the fastest's, and an "
+        "empty two-thread parallel region, just before and just after the row was timed "
+        "(`asv_bench/host_state.py`; quiet: 1.00x and ~1.5 us). The small sizes run on both "
+        "cores and wait for the slower one; the numpy reference runs on one.")
     say()
     say("Language model, one train_net iteration (N=10, T=50, D=10, H=20, LSTM, Adam, float64)")
     say()

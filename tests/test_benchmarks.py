@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import json
 import math
+import os
 import pathlib
 import subprocess
 import sys
@@ -104,6 +105,36 @@ def test_the_comparison_program_end_to_end(tmp_path, monkeypatch):
         assert data["gemm_gflops"][dtype] == max(data["gemm_gflops_before"][dtype],
                                                  data["gemm_gflops_after"][dtype]) > 0
     assert len(data["layers"]) == len(rows) and len(data["language_model"]) == 2
+    for row, layer in zip(rows, data["layers"]):  # the host's state around each row
+        assert row.count("|") == 12 and "us / " in row
+        for when in ("host_before", "host_after"):
+            assert layer[when]["region_us"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity: Linux only")
+def test_host_state_times_every_cpu_and_gives_the_thread_back():
+    """``host_state`` pins the calling thread to each CPU it may use in turn, and
+    restores its affinity afterwards (else everything timed next would run pinned)."""
+    host_state = load(BENCH_DIR / "host_state.py")
+    allowed = os.sched_getaffinity(0)
+    host = host_state.state()
+    assert os.sched_getaffinity(0) == allowed
+    assert set(host["vcpu_loop_us"]) == allowed
+    assert all(us > 0 for us in host["vcpu_loop_us"].values())
+    assert host["vcpu_slowdown"] == (max(host["vcpu_loop_us"].values())
+                                     / min(host["vcpu_loop_us"].values())) >= 1.0
+    assert host["region_us"] > 0
+    assert f"{host['region_us']:.1f} us" in host_state.describe(host)
+
+
+def test_host_state_without_cpu_affinity(monkeypatch):
+    """Where CPU affinity cannot be set, the per-vCPU loop is left out, not faked."""
+    host_state = load(BENCH_DIR / "host_state.py")
+    monkeypatch.delattr(host_state.os, "sched_setaffinity")
+    host = host_state.state()
+    assert host["vcpu_loop_us"] == {} and host["vcpu_slowdown"] is None
+    assert "no CPU affinity" in host_state.describe(host)
+    assert host_state.short(host).startswith("- ")
 
 
 def test_pytorch_is_timed_in_a_process_of_its_own():
