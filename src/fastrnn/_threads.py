@@ -36,9 +36,12 @@ except ImportError:
 # 175-195 ns instead of ~38 (a two-thread ping-pong), an empty parallel region
 # takes 2.6-2.9 us instead of 1.5, and whatever one thread writes and the other
 # reads costs that much more (the same with OMP_WAIT_POLICY=active; a serial run
-# is as fast as ever).  Hence ``blocked.PER_THREAD_COPY_MAX_SIZE``.  Recurrent
-# layers' forward+backward, the two modes interleaved over 5 minutes, medians,
-# speed-up of two threads over one, fast / slow phase, by the layers' count of
+# is as fast as ever).  Hence ``blocked.PER_THREAD_COPY_MAX_SIZE``.  Apart from
+# that, one vCPU at times runs the same pinned single-thread loop 1.4-1.8x slower
+# than the other, and a two-thread kernel then waits for the thread on it
+# (asv_bench/host_state.py measures both; the README has the per-thread profile).
+# Recurrent layers' forward+backward, the two modes interleaved over 5 minutes,
+# medians, speed-up of two threads over one, fast / slow phase, by the layers' count of
 # the work (flops below, per forward; measured before the per-thread copies):
 #   tanh RNN (10, 50, 10, 20), 0.90 MFLOP: float64 1.40 / 1.15, float32 1.35 / 0.98
 #   tanh RNN (10, 30, 10, 20), 0.54 MFLOP: float64 1.32 / 0.95, float32 1.21 / 0.82
