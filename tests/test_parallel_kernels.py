@@ -37,6 +37,25 @@ def record_rnn_forms(monkeypatch):
     return forms
 
 
+def record_lstm_forms(monkeypatch):
+    """The ``form`` arguments the LSTM layer passes to its forward and backward
+    kernels, in call order, as a list that fills while the test runs."""
+    forms = []
+    forward, backward = fastrnn.layer_utils.lstm_forward, fastrnn.layer_utils.lstm_backward
+
+    def recording_forward(*args):
+        forms.append(args[13])
+        return forward(*args)
+
+    def recording_backward(*args):
+        forms.append(args[15])
+        return backward(*args)
+
+    monkeypatch.setattr(fastrnn.layer_utils, "lstm_forward", recording_forward)
+    monkeypatch.setattr(fastrnn.layer_utils, "lstm_backward", recording_backward)
+    return forms
+
+
 @pytest.fixture
 def force_blocks(monkeypatch):
     calls = []
@@ -91,6 +110,7 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
 
     monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", always)
     monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps", lambda *args: False)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     layer = make_recurrent(cell_type, D, H, dtype, 0.3)
@@ -114,6 +134,7 @@ def test_packed_weights_with_copies_shared_by_the_threads(cell_type, N, dtype, b
 
     monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", lambda *args: True)
     monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps", lambda *args: False)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     H = 37
     D = PER_THREAD_COPY_MAX_SIZE // H + 1
@@ -157,7 +178,7 @@ def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
         asked.append((np.dtype(dtype_), h_dim, steps))
         return True
 
-    from fastrnn.kernels.vanilla import NARROW_STEPS
+    from fastrnn.kernels.blocked import NARROW_STEPS
 
     forms = record_rnn_forms(monkeypatch)
     monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", always)
@@ -209,6 +230,68 @@ def test_lstm_backward_weights_copied_per_thread_or_shared(N, H, per_thread, dty
     check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.05), N, 5, dtype)
 
 
+@pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H", [5, 10, 25, 30, 65, 70])
+@pytest.mark.parametrize("N", [9, 2])
+def test_lstm_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
+    """The LSTM's NARROW_STEPS products, forced here wherever the kernels take
+    them (the forward needs panels that cover 4H exactly: H a multiple of 5 in
+    float64, of 10 in float32), give the reference's results, serially and in
+    blocks.  The backward's last Wh^T panel is partly used at every H here; at
+    H = 65 and 70 Wh has more values than kernels.blocked.PER_THREAD_COPY_MAX_SIZE,
+    so the panels are packed once and shared; 9 rows leave one over from the
+    4-row blocks, 2 rows in 3 blocks split the time steps."""
+    from fastrnn.kernels.blocked import NARROW_STEPS
+    from fastrnn.kernels.packed import narrow_panel_columns
+
+    fits = 4 * H % narrow_panel_columns(dtype) == 0
+    forms = record_lstm_forms(monkeypatch)
+    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps",
+                        lambda dtype_, h_dim, steps, backward: backward or fits)
+    monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
+    check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.1), N, 5, dtype)
+    assert (forms[0] == NARROW_STEPS) == fits and forms[1] == NARROW_STEPS
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_narrow_steps_rule(dtype, monkeypatch):
+    """The rule (512-bit vectors, more than one step, Wh up to the limit; forward
+    when the panels cover 4H exactly, backward when H is more than half a panel),
+    and the notebook-size layer passing its choice on, unpatched."""
+    from fastrnn.kernels.blocked import BLAS_STEPS, NARROW_STEPS
+    from fastrnn.kernels.packed import narrow_panel_columns
+    from fastrnn.kernels.simd import VECTOR_BITS
+    from fastrnn.layer_utils import LSTM_NARROW_MAX_WEIGHTS, uses_lstm_narrow_steps
+
+    NR = narrow_panel_columns(dtype)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)  # only measured at 512
+    assert not uses_lstm_narrow_steps(dtype, NR, 50, False)
+    assert not uses_lstm_narrow_steps(dtype, NR, 50, True)
+    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
+    for backward in (False, True):
+        assert uses_lstm_narrow_steps(dtype, NR, 50, backward)
+        assert not uses_lstm_narrow_steps(dtype, NR, 1, backward)
+    assert uses_lstm_narrow_steps(dtype, NR // 4, 50, False)  # 4H = one panel
+    assert not uses_lstm_narrow_steps(dtype, NR // 4 + 1, 50, False)
+    assert not uses_lstm_narrow_steps(dtype, NR // 2, 50, True)  # half its panel
+    assert uses_lstm_narrow_steps(dtype, NR // 2 + 1, 50, True)
+    assert uses_lstm_narrow_steps(dtype, NR + 1, 50, True)  # two panels, 21 (41) of 40 (80)
+    largest = int(np.sqrt(LSTM_NARROW_MAX_WEIGHTS / 4))
+    assert 4 * largest * largest <= LSTM_NARROW_MAX_WEIGHTS < 4 * (largest + 1) ** 2
+    assert uses_lstm_narrow_steps(dtype, largest, 50, True)
+    assert not uses_lstm_narrow_steps(dtype, largest + 1, 50, True)
+    monkeypatch.undo()
+    forms = record_lstm_forms(monkeypatch)
+    check_against_reference(make_recurrent("lstm", 10, 20, dtype, 0.3), 5, 4, dtype)
+    if VECTOR_BITS < 512:
+        assert forms == [BLAS_STEPS, BLAS_STEPS]
+    elif dtype == np.float64:  # 4H = 80: four narrow panels; H = 20 fills one
+        assert forms == [NARROW_STEPS, NARROW_STEPS]
+    else:  # 4H = 80: two narrow panels; H = 20 is half of one
+        assert forms == [NARROW_STEPS, BLAS_STEPS]
+
+
 def test_weights_up_to_the_limit_are_copied_per_thread():
     """The rule the kernels apply (kernels.blocked.per_thread_copies), at its edge."""
     from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE, per_thread_copies
@@ -225,7 +308,7 @@ def test_narrow_steps_are_chosen_between_one_full_and_one_narrow_panel(dtype, mo
     both kernels, unpatched."""
     from fastrnn.kernels.packed import narrow_panel_columns, panel_columns
     from fastrnn.kernels.simd import VECTOR_BITS
-    from fastrnn.kernels.vanilla import NARROW_STEPS
+    from fastrnn.kernels.blocked import NARROW_STEPS
     from fastrnn.layer_utils import uses_narrow_steps
 
     full, narrow = panel_columns(dtype), narrow_panel_columns(dtype)
@@ -252,7 +335,8 @@ def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatc
     one step), and the layer passing its choice on, unpatched."""
     from fastrnn.kernels.packed import panel_columns
     from fastrnn.kernels.simd import VECTOR_BITS
-    from fastrnn.kernels.vanilla import BLAS_STEPS, FUSED_STEPS
+    from fastrnn.kernels.blocked import BLAS_STEPS
+    from fastrnn.kernels.vanilla import FUSED_STEPS
     from fastrnn.layer_utils import uses_fused_steps
 
     NR = panel_columns(dtype)

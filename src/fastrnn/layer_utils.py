@@ -20,14 +20,13 @@ import numpy as np
 from . import _checks
 from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
-from .kernels.blocked import linear_backward, linear_forward
+from .kernels.blocked import BLAS_STEPS, NARROW_STEPS, PACKED_STEPS, linear_backward, linear_forward
 from .kernels.embedding import embedding_backward, embedding_forward
 from .kernels.lstm import lstm_backward, lstm_forward
 from .kernels.packed import narrow_panel_columns, panel_columns
 from .kernels.simd import VECTOR_BITS
 from .kernels.softmax import softmax_xent
-from .kernels.vanilla import (BLAS_STEPS, FUSED_STEPS, NARROW_STEPS, PACKED_STEPS, rnn_backward,
-                              rnn_forward)
+from .kernels.vanilla import FUSED_STEPS, rnn_backward, rnn_forward
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
@@ -132,6 +131,55 @@ def uses_narrow_steps(dtype, h_dim, steps):
     """
     return (VECTOR_BITS >= 512 and steps > 1
             and panel_columns(dtype) < h_dim <= narrow_panel_columns(dtype))
+
+
+# An LSTM runs its per-step products on narrow panels (``uses_lstm_narrow_steps``)
+# up to a Wh (H, 4H) of this many values (H = 50): the largest measured.
+LSTM_NARROW_MAX_WEIGHTS = 10_000
+
+
+def uses_lstm_narrow_steps(dtype, h_dim, steps, backward):
+    """Whether an LSTM's forward (``backward``: its backward) runs each step's
+    product with Wh (Wh^T) on narrow panels (``kernels.blocked.NARROW_STEPS``)
+    instead of one BLAS call: with 512-bit vectors, more than one step and Wh of
+    at most LSTM_NARROW_MAX_WEIGHTS values; forward when the panels cover the 4H
+    gate columns exactly (the gate pass takes the product as one (R, 4H) block),
+    backward when H is more than half a panel's columns (so that more than half
+    of the panels' columns are H's).
+
+    Measured, layer forward / backward, (N, T, D) = (10, 50, 10), two threads,
+    us, BLAS against narrow panels (the other direction unchanged):
+      float64 H=20 (the notebook's): 82.9 / 85.2 against 79.1 / 76.9 (one thread:
+              142.0 / 148.4 against 141.3 / 141.3);  H=15: 69.4 / 69.8 against
+              64.0 / 64.2;  H=30: 129.1 / 156.3 against 124.8 / 145.6;  H=40:
+              179.0 / 242.0 against 175.3 / 220.7;  H=10: forward 48.0 against
+              45.0, backward (half a panel: left to BLAS, as float32 H=20 below)
+              44.5 against 42.2;  H=5: forward 46.9
+              against 44.8, backward (a quarter) 37.1 against 40.9;  H=25
+              (backward 25 of 40 columns): 105.5 / 124.3 against 102.1 / 124.9
+      float32 H=20: forward 50.3 against 47.2 (one thread 76.8 / 77.1), backward
+              (half a panel) 69.6 against 66.8 but 110.0 against 118.5 on one
+              thread;  H=30: 77.8 / 113.8 against 68.6 / 102.6;  H=50: 130.9 /
+              259.1 against 121.4 / 248.3;  H=10: forward 34.4 against 31.8
+      (N, T, D, H) = (32, 50, 32, 40), both dtypes: within 1%.
+    Narrow panels are 256-bit vectors on AMD Zen 4 (see ``uses_narrow_steps``).
+    """
+    if VECTOR_BITS < 512 or steps < 2 or 4 * h_dim * h_dim > LSTM_NARROW_MAX_WEIGHTS:
+        return False
+    columns = narrow_panel_columns(dtype)
+    if backward:
+        return 2 * h_dim > columns
+    return 4 * h_dim % columns == 0
+
+
+def lstm_step_form(dtype, h_dim, steps, backward):
+    """The ``form`` argument of ``kernels.lstm.lstm_forward`` (``backward``: of
+    ``lstm_backward``) for an LSTM layer: narrow panels, packed weights or BLAS."""
+    if uses_lstm_narrow_steps(dtype, h_dim, steps, backward):
+        return NARROW_STEPS
+    if uses_packed_weights(4 * h_dim * h_dim, steps):
+        return PACKED_STEPS
+    return BLAS_STEPS
 
 
 def rnn_forward_form(dtype, h_dim, steps):
@@ -359,7 +407,7 @@ class LSTM(_RecurrentLayer):
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
-                     uses_packed_weights(wh.size, T), blocks)
+                     lstm_step_form(wx.dtype, H, T, False), blocks)
         return h_out, c_last, (x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
@@ -367,7 +415,7 @@ class LSTM(_RecurrentLayer):
         dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
         dc0 = np.empty(h0.shape, h0.dtype)
         lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
-                      uses_packed_weights(wh.size, T), blocks)
+                      lstm_step_form(wx.dtype, h0.shape[1], T, True), blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):

@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, serial_and_parallel
-from .packed import pack_panels, packed_product
+from .packed import narrow_product, pack_narrow_panels, pack_panels, packed_product
 
 
 @kernel(inline="always")
@@ -96,6 +96,32 @@ def transposed_copy(a):
         for j0 in range(0, M, 16):
             transpose_into(a[j0:j0 + 16, i0:i0 + 16], out[i0:i0 + 16, j0:j0 + 16])
     return out
+
+
+# How a recurrent kernel computes each step's product with Wh (forward) or Wh^T
+# (backward): its ``form`` argument.  ``vanilla.py`` adds a fourth, FUSED_STEPS.
+BLAS_STEPS = 0    # one BLAS call per step, on the weights as they are
+PACKED_STEPS = 1  # on the weights packed once per call (packed.packed_product)
+NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_product)
+
+
+@kernel(inline="always")
+def step_weights(w, form, transpose):
+    """(w_blas, w_panels): B = w, or w.T when ``transpose``, as ``step_product``
+    of ``form`` takes it (the one not used an empty stand-in)."""
+    if form == NARROW_STEPS:
+        return no_weights(w)[0], pack_narrow_panels(w, transpose)
+    return recurrent_weights(w, form == PACKED_STEPS, transpose)
+
+
+@kernel(inline="always")
+def step_product(rows, w, w_panels, out, form):
+    """out = rows (R, K) @ B, B as ``step_weights`` gives it, for ``form``.  Narrow
+    panels write whole panels: out is then (R, P * NR), its columns past B's 0."""
+    if form == NARROW_STEPS:
+        narrow_product(rows, w_panels, out)
+    else:
+        recurrent_product(rows, w, w_panels, out, form == PACKED_STEPS)
 
 
 @kernel(inline="always")

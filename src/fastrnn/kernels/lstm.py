@@ -28,14 +28,14 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row, no_weights,
-                      per_thread_copies, project_input_block, recurrent_product,
-                      recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
+from .blocked import (NARROW_STEPS, block_index, chunk_bounds, chunk_view, chunking, copy_row,
+                      no_weights, per_thread_copies, project_input_block, step_product,
+                      step_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
-def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, packed,
+def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last, form,
                  n_blocks):
     """Run an LSTM over a sequence.
 
@@ -48,20 +48,25 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     state, and the weight gradient's Hprev, is one slice); tanh_c (T * N * H,)
     tanh(c_1)..tanh(c_T).  Writes h_out (N, T, H), the hidden states h_1..h_T
     batch-major (the result), and c_last (N, H) = c_T.
-    ``packed``: compute each step's h_{t-1} Wh on weights packed once before the
-    loop (see :func:`.blocked.recurrent_product`) instead of by BLAS.
+    ``form``: how each step's h_{t-1} Wh runs, ``blocked.BLAS_STEPS``,
+    ``PACKED_STEPS`` or ``NARROW_STEPS`` (narrow panels, which must cover 4H
+    exactly; see :func:`.blocked.step_product`).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    wh_blas, wh_packed = recurrent_weights(wh, packed, False)
+    own = per_thread_copies(wh)  # each chunk packs its own (see PER_THREAD_COPY_MAX_SIZE)
+    if own:
+        wh_blas, wh_panels = no_weights(wh)
+    else:
+        wh_blas, wh_panels = step_weights(wh, form, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, gates, 0, block_index(q), n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, gates, 0, block_index(p), n_chunks, splits)
-        _forward_chunk(block_index(p), n_chunks, h0, c0, wh_blas, wh_packed, b, gates, c, tanh_c,
-                       h, h_out, c_last, packed)
+        _forward_chunk(block_index(p), n_chunks, h0, c0, wh, own, wh_blas, wh_panels, b, gates,
+                       c, tanh_c, h, h_out, c_last, form)
 
 
 @kernel(inline="always")
@@ -77,10 +82,15 @@ def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
 # and called from both builds of the kernel (measured: with the parallel build
 # compiled, the serial forward and backward then compile in 3.6 s together).
 @kernel
-def _forward_chunk(p, n_chunks, h0, c0, wh, wh_packed, b, gates, c, tanh_c, h, h_out, c_last,
-                   packed):
-    """The time loop of chunk p of ``lstm_forward`` (same arguments; Wh as
-    ``recurrent_weights`` gives it)."""
+def _forward_chunk(p, n_chunks, h0, c0, wh, own, shared_wh, shared_wh_panels, b, gates, c,
+                   tanh_c, h, h_out, c_last, form):
+    """The time loop of chunk p of ``lstm_forward`` (same arguments), on Wh as
+    ``step_weights`` gives it: made here with ``own``, else the shared copy made
+    before the parallel loop."""
+    if own:
+        wh_blas, wh_panels = step_weights(wh, form, False)
+    else:
+        wh_blas, wh_panels = shared_wh, shared_wh_panels
     N, T, H = h_out.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
@@ -92,7 +102,7 @@ def _forward_chunk(p, n_chunks, h0, c0, wh, wh_packed, b, gates, c, tanh_c, h, h
     recurrent = np.empty((R, G), dtype=gates.dtype)
     bias, scale = tiled_bias_and_scale(b, R)
     for t in range(T):
-        recurrent_product(h_p[t], wh, wh_packed, recurrent, packed)
+        step_product(h_p[t], wh_blas, wh_panels, recurrent, form)
         gate_block(gates_p[t], recurrent, bias, scale, c_p[t], c_p[t + 1], tanh_p[t], h_p[t + 1])
         for r in range(R):
             copy_row(h_p[t + 1, r], h_out[lo + r, t])
@@ -150,7 +160,7 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
 
 @serial_and_parallel
 def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
-                  packed, n_blocks):
+                  form, n_blocks):
     """Backpropagate through the LSTM run by ``lstm_forward``.
 
     dh (N, T, H), batch-major: upstream gradient on every h_t; dc_last (N, H):
@@ -159,7 +169,7 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     ``n_blocks``.  ``gates`` is OVERWRITTEN with dA, the gradient of the
     pre-activations (same layout).  Writes dx (N, T, D), dh0 and dc0 (N, H), and
     the weight gradients dwx (D, 4H), dwh (H, 4H), db (4H,).
-    ``packed`` as in ``lstm_forward``, for each step's dA Wh^T.
+    ``form`` as in ``lstm_forward``, for each step's dA Wh^T.
     """
     N, T, H = dh.shape
     D = dx.shape[2]
@@ -173,12 +183,12 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
         wh_t, wh_t_packed = no_weights(wh)
         wx_t = no_weights(wx)[0]
     else:
-        wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+        wh_t, wh_t_packed = step_weights(wh, form, True)
         wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh, own, wh_t, wh_t_packed, gates,
-                        c, tanh_c, dh0, dc0, packed)
+                        c, tanh_c, dh0, dc0, form)
         if splits == 1:
             weight_gradient_block(block_index(p), n_chunks, splits, x_tm, h, gates, wx,
                                   own, wx_t, dx, dwx, dwh, db, dwx_parts, dwh_parts, db_parts)
@@ -191,26 +201,28 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
 
 @kernel
 def _backward_chunk(p, n_chunks, dh, dc_last, wh, own, shared_wh_t, shared_wh_t_packed, gates,
-                    c, tanh_c, dh0, dc0, packed):
+                    c, tanh_c, dh0, dc0, form):
     """The backward time loop of chunk p of ``lstm_backward`` (same arguments; Wh^T
-    as ``recurrent_weights`` gives it, made here with ``own``, else the shared
-    copy made before the parallel loop); not inlined, like ``_forward_chunk``."""
+    as ``step_weights`` gives it, made here with ``own``, else the shared copy
+    made before the parallel loop); not inlined, like ``_forward_chunk``."""
     if own:
-        wh_t, wh_t_packed = recurrent_weights(wh, packed, True)
+        wh_t, wh_t_packed = step_weights(wh, form, True)
     else:
         wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
     N, T, H = dh.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
-    dh_next = np.zeros((R, H), dtype=gates.dtype)
+    # Narrow panels write whole panels: dh_next has their width, H used.
+    width = wh_t_packed.shape[0] * wh_t_packed.shape[2] if form == NARROW_STEPS else H
+    dh_next = np.zeros((R, width), dtype=gates.dtype)
     dc_next = dc_last[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         for r in range(R):
             _gate_grad_pass(gates_p[t, r], c_p[t, r], tanh_p[t, r], dh[lo + r, t], dh_next[r],
                             dc_next[r])
-        recurrent_product(gates_p[t], wh_t, wh_t_packed, dh_next, packed)
+        step_product(gates_p[t], wh_t, wh_t_packed, dh_next, form)
     for r in range(R):  # row copies, see copy_row
-        copy_row(dh_next[r], dh0[lo + r])
+        copy_row(dh_next[r, :H], dh0[lo + r])
         copy_row(dc_next[r], dc0[lo + r])
 
 

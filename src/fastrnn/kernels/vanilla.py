@@ -21,18 +21,21 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (block_index, chunk_bounds, chunk_view, chunking, copy_row, no_weights,
-                      per_thread_copies, project_input_block, recurrent_product,
-                      recurrent_weights, sum_weight_gradients, tiled, transposed_copy,
+from .blocked import (NARROW_STEPS, PACKED_STEPS, block_index, chunk_bounds,
+                      chunk_view, chunking, copy_row, no_weights, per_thread_copies,
+                      project_input_block, recurrent_product, recurrent_weights, step_product,
+                      step_weights, sum_weight_gradients, tiled, transposed_copy,
                       weight_gradient_block, weight_gradient_parts)
-from .packed import narrow_affine, narrow_product, pack_narrow_panels, pack_panels, packed_affine
+from .packed import narrow_affine, pack_narrow_panels, pack_panels, packed_affine
 from .simd import vector_lanes
 
-# How ``rnn_forward`` computes its steps (its ``form`` argument).
-BLAS_STEPS = 0    # x Wx of all steps first (GEMMs), then one BLAS call per step for h Wh
-PACKED_STEPS = 1  # the same, h Wh on Wh packed once (see blocked.recurrent_product)
-FUSED_STEPS = 2   # bias + x_t Wx + h_{t-1} Wh in one packed_affine pass per step
-NARROW_STEPS = 3  # the same on narrow panels (narrow_affine); backward: narrow_product
+# How ``rnn_forward`` computes its steps (its ``form`` argument):
+#   BLAS_STEPS    x Wx of all steps first (GEMMs), then one BLAS call per step for h Wh
+#   PACKED_STEPS  the same, h Wh on Wh packed once (see blocked.step_product)
+#   NARROW_STEPS  bias + x_t Wx + h_{t-1} Wh in one narrow_affine pass per step
+#                 (backward: dA Wh^T on narrow panels)
+# (the first and last from blocked, shared with the LSTM), and:
+FUSED_STEPS = 2   # the same as NARROW_STEPS on full panels (packed_affine)
 
 
 @serial_and_parallel
@@ -186,7 +189,7 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
         wh_t, wh_t_packed = no_weights(wh)
         wx_t = no_weights(wx)[0]
     else:
-        wh_t, wh_t_packed = _backward_weights(wh, form)
+        wh_t, wh_t_packed = step_weights(wh, form, True)
         wx_t = transposed_copy(wx)  # see weight_gradient_block
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
@@ -202,24 +205,14 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
     sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
 
 
-@kernel(inline="always")
-def _backward_weights(wh, form):
-    """(Wh^T, Wh^T packed) as a backward step of ``form`` takes them: narrow
-    panels for NARROW_STEPS, else as ``recurrent_weights`` gives them (the one
-    not used an empty stand-in)."""
-    if form == NARROW_STEPS:
-        return no_weights(wh)[0], pack_narrow_panels(wh, True)
-    return recurrent_weights(wh, form == PACKED_STEPS, True)
-
-
 @kernel
 def _backward_chunk(p, n_chunks, dh, wh, own, shared_wh_t, shared_wh_t_packed, h, grad_pre,
                     dh0, form):
     """The backward time loop of chunk p of ``rnn_backward`` (same arguments):
-    on Wh^T as ``_backward_weights`` gives it, made here with ``own``, else the
+    on Wh^T as ``blocked.step_weights`` gives it, made here with ``own``, else the
     shared copy made before the parallel loop."""
     if own:
-        wh_t, wh_t_packed = _backward_weights(wh, form)
+        wh_t, wh_t_packed = step_weights(wh, form, True)
     else:
         wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
     N, T, H = dh.shape
@@ -235,9 +228,6 @@ def _backward_chunk(p, n_chunks, dh, wh, own, shared_wh_t, shared_wh_t_packed, h
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t + 1, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
                 da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
-        if narrow:
-            narrow_product(grad_p[t], wh_t_packed, dh_next)
-        else:
-            recurrent_product(grad_p[t], wh_t, wh_t_packed, dh_next, form == PACKED_STEPS)
+        step_product(grad_p[t], wh_t, wh_t_packed, dh_next, form)
     for r in range(hi - lo):  # row copies, see copy_row
         copy_row(dh_next[r, :H], dh0[lo + r])
