@@ -105,7 +105,10 @@ PACKED_STEPS = 1  # on the weights packed once per call (packed.packed_product)
 NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_product)
 
 
-@kernel(inline="always")
+# Compiled once, not inlined: it runs once per call, and inlined, every kernel and
+# time loop compiled the packing code of all three forms.  (step_product and
+# narrow_product stay inlined: they run at every step.)
+@kernel
 def step_weights(w, form, transpose):
     """(w_blas, w_panels): B = w, or w.T when ``transpose``, as ``step_product``
     of ``form`` takes it (the one not used an empty stand-in)."""
