@@ -18,42 +18,34 @@ from test_layers_vs_reference import assert_matches, make_recurrent, reference_s
 FORCED_BLOCKS = 3
 
 
-def record_rnn_forms(monkeypatch):
-    """The ``form`` arguments the tanh RNN layer passes to its forward and backward
-    kernels, in call order, as a list that fills while the test runs."""
+def record_forms(monkeypatch, forward_name, form_index, backward_name, backward_form_index):
+    """The ``form`` arguments a layer passes to its forward and backward kernels
+    (``fastrnn.layer_utils`` names, and the form's position in each call), in call
+    order, as a list that fills while the test runs."""
     forms = []
-    forward, backward = fastrnn.layer_utils.rnn_forward, fastrnn.layer_utils.rnn_backward
 
-    def recording_forward(*args):
-        forms.append(args[8])
-        return forward(*args)
+    def recording(name, index):
+        kernel = getattr(fastrnn.layer_utils, name)
 
-    def recording_backward(*args):
-        forms.append(args[11])
-        return backward(*args)
+        def record(*args):
+            forms.append(args[index])
+            return kernel(*args)
 
-    monkeypatch.setattr(fastrnn.layer_utils, "rnn_forward", recording_forward)
-    monkeypatch.setattr(fastrnn.layer_utils, "rnn_backward", recording_backward)
+        monkeypatch.setattr(fastrnn.layer_utils, name, record)
+
+    recording(forward_name, form_index)
+    recording(backward_name, backward_form_index)
     return forms
+
+
+def record_rnn_forms(monkeypatch):
+    """``record_forms`` for the tanh RNN."""
+    return record_forms(monkeypatch, "rnn_forward", 8, "rnn_backward", 11)
 
 
 def record_lstm_forms(monkeypatch):
-    """The ``form`` arguments the LSTM layer passes to its forward and backward
-    kernels, in call order, as a list that fills while the test runs."""
-    forms = []
-    forward, backward = fastrnn.layer_utils.lstm_forward, fastrnn.layer_utils.lstm_backward
-
-    def recording_forward(*args):
-        forms.append(args[13])
-        return forward(*args)
-
-    def recording_backward(*args):
-        forms.append(args[15])
-        return backward(*args)
-
-    monkeypatch.setattr(fastrnn.layer_utils, "lstm_forward", recording_forward)
-    monkeypatch.setattr(fastrnn.layer_utils, "lstm_backward", recording_backward)
-    return forms
+    """``record_forms`` for the LSTM."""
+    return record_forms(monkeypatch, "lstm_forward", 13, "lstm_backward", 15)
 
 
 @pytest.fixture
