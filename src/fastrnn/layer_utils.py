@@ -154,9 +154,9 @@ def uses_lstm_narrow_steps(dtype, h_dim, steps, backward):
               64.0 / 64.2;  H=30: 129.1 / 156.3 against 124.8 / 145.6;  H=40:
               179.0 / 242.0 against 175.3 / 220.7;  H=10: forward 48.0 against
               45.0, backward (half a panel: left to BLAS, as float32 H=20 below)
-              44.5 against 42.2;  H=5: forward 46.9
-              against 44.8, backward (a quarter) 37.1 against 40.9;  H=25
-              (backward 25 of 40 columns): 105.5 / 124.3 against 102.1 / 124.9
+              44.5 against 42.2;  H=5: forward 46.9 against 44.8, backward (a
+              quarter of a panel) 37.1 against 40.9;  H=25 (backward 25 of 40
+              columns): 105.5 / 124.3 against 102.1 / 124.9
       float32 H=20: forward 50.3 against 47.2 (one thread 76.8 / 77.1), backward
               (half a panel) 69.6 against 66.8 but 110.0 against 118.5 on one
               thread;  H=30: 77.8 / 113.8 against 68.6 / 102.6;  H=50: 130.9 /

@@ -118,6 +118,46 @@ def step_weights(w, form, transpose):
 
 
 @kernel(inline="always")
+def shared_step_weights(w, own, form, transpose):
+    """``step_weights`` made once before a parallel loop for all chunks to read, or
+    empty stand-ins with ``own``, where each chunk makes its own
+    (``chunk_step_weights``; see PER_THREAD_COPY_MAX_SIZE)."""
+    if own:
+        return no_weights(w)
+    return step_weights(w, form, transpose)
+
+
+@kernel(inline="always")
+def chunk_step_weights(w, own, shared_w, shared_panels, form, transpose):
+    """A chunk's ``step_weights``: made here with ``own``, else the shared pair
+    ``shared_step_weights`` made."""
+    if own:
+        return step_weights(w, form, transpose)
+    return shared_w, shared_panels
+
+
+@kernel(inline="always")
+def backward_weights(wx, wh, form):
+    """(own, wh_t, wh_t_panels, wx_t) for a recurrent backward kernel: Wh^T for
+    its steps (``shared_step_weights``) and Wx^T for its weight gradients
+    (``weight_gradient_block``), shared, or with ``own`` empty stand-ins that
+    each chunk replaces with its own copies when both weights are small."""
+    own = per_thread_copies(wx) and per_thread_copies(wh)
+    wh_t, wh_t_panels = shared_step_weights(wh, own, form, True)
+    wx_t = no_weights(wx)[0] if own else transposed_copy(wx)
+    return own, wh_t, wh_t_panels, wx_t
+
+
+@kernel(inline="always")
+def step_out_columns(w_panels, form, M):
+    """Columns ``step_product``'s out needs for B of M columns: narrow panels
+    write whole panels (P * NR), the other forms exactly M."""
+    if form == NARROW_STEPS:
+        return w_panels.shape[0] * w_panels.shape[2]
+    return M
+
+
+@kernel(inline="always")
 def step_product(rows, w, w_panels, out, form):
     """out = rows (R, K) @ B, B as ``step_weights`` gives it, for ``form``.  Narrow
     panels write whole panels: out is then (R, P * NR), its columns past B's 0."""

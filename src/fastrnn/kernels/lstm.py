@@ -28,10 +28,10 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import sigmoid, tanh
-from .blocked import (NARROW_STEPS, block_index, chunk_bounds, chunk_view, chunking, copy_row,
-                      no_weights, per_thread_copies, project_input_block, step_product,
-                      step_weights, sum_weight_gradients, tiled, transposed_copy,
-                      weight_gradient_block, weight_gradient_parts)
+from .blocked import (backward_weights, block_index, chunk_bounds, chunk_step_weights,
+                      chunk_view, chunking, copy_row, per_thread_copies, project_input_block,
+                      shared_step_weights, step_out_columns, step_product, sum_weight_gradients,
+                      tiled, weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -54,11 +54,8 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
-    own = per_thread_copies(wh)  # each chunk packs its own (see PER_THREAD_COPY_MAX_SIZE)
-    if own:
-        wh_blas, wh_panels = no_weights(wh)
-    else:
-        wh_blas, wh_panels = step_weights(wh, form, False)
+    own = per_thread_copies(wh)
+    wh_blas, wh_panels = shared_step_weights(wh, own, form, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, gates, 0, block_index(q), n_chunks, splits)
@@ -85,12 +82,8 @@ def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
 def _forward_chunk(p, n_chunks, h0, c0, wh, own, shared_wh, shared_wh_panels, b, gates, c,
                    tanh_c, h, h_out, c_last, form):
     """The time loop of chunk p of ``lstm_forward`` (same arguments), on Wh as
-    ``step_weights`` gives it: made here with ``own``, else the shared copy made
-    before the parallel loop."""
-    if own:
-        wh_blas, wh_panels = step_weights(wh, form, False)
-    else:
-        wh_blas, wh_panels = shared_wh, shared_wh_panels
+    ``blocked.chunk_step_weights`` gives it."""
+    wh_blas, wh_panels = chunk_step_weights(wh, own, shared_wh, shared_wh_panels, form, False)
     N, T, H = h_out.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
@@ -176,15 +169,7 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     G = 4 * H
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    # Wh^T for the steps and Wx^T for the weight gradients: each chunk makes its
-    # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
-    own = per_thread_copies(wx) and per_thread_copies(wh)
-    if own:
-        wh_t, wh_t_packed = no_weights(wh)
-        wx_t = no_weights(wx)[0]
-    else:
-        wh_t, wh_t_packed = step_weights(wh, form, True)
-        wx_t = transposed_copy(wx)  # see weight_gradient_block
+    own, wh_t, wh_t_packed, wx_t = backward_weights(wx, wh, form)
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh, own, wh_t, wh_t_packed, gates,
@@ -203,18 +188,13 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
 def _backward_chunk(p, n_chunks, dh, dc_last, wh, own, shared_wh_t, shared_wh_t_packed, gates,
                     c, tanh_c, dh0, dc0, form):
     """The backward time loop of chunk p of ``lstm_backward`` (same arguments; Wh^T
-    as ``step_weights`` gives it, made here with ``own``, else the shared copy
-    made before the parallel loop); not inlined, like ``_forward_chunk``."""
-    if own:
-        wh_t, wh_t_packed = step_weights(wh, form, True)
-    else:
-        wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
+    as ``blocked.chunk_step_weights`` gives it); not inlined, like ``_forward_chunk``."""
+    wh_t, wh_t_packed = chunk_step_weights(wh, own, shared_wh_t, shared_wh_t_packed, form, True)
     N, T, H = dh.shape
     lo, hi, gates_p, c_p, tanh_p = _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c)
     R = hi - lo
-    # Narrow panels write whole panels: dh_next has their width, H used.
-    width = wh_t_packed.shape[0] * wh_t_packed.shape[2] if form == NARROW_STEPS else H
-    dh_next = np.zeros((R, width), dtype=gates.dtype)
+    # dh_next: step_product's out, of which the first H columns are used.
+    dh_next = np.zeros((R, step_out_columns(wh_t_packed, form, H)), dtype=gates.dtype)
     dc_next = dc_last[lo:hi].copy()
     for t in range(T - 1, -1, -1):
         for r in range(R):

@@ -21,11 +21,11 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import tanh
-from .blocked import (NARROW_STEPS, PACKED_STEPS, block_index, chunk_bounds,
-                      chunk_view, chunking, copy_row, no_weights, per_thread_copies,
-                      project_input_block, recurrent_product, recurrent_weights, step_product,
-                      step_weights, sum_weight_gradients, tiled, transposed_copy,
-                      weight_gradient_block, weight_gradient_parts)
+from .blocked import (NARROW_STEPS, backward_weights, block_index, chunk_bounds,
+                      chunk_step_weights, chunk_view, chunking, copy_row, no_weights,
+                      per_thread_copies, project_input_block, step_out_columns, step_product,
+                      step_weights, sum_weight_gradients, tiled, weight_gradient_block,
+                      weight_gradient_parts)
 from .packed import narrow_affine, pack_narrow_panels, pack_panels, packed_affine
 from .simd import vector_lanes
 
@@ -34,7 +34,7 @@ from .simd import vector_lanes
 #   PACKED_STEPS  the same, h Wh on Wh packed once (see blocked.step_product)
 #   NARROW_STEPS  bias + x_t Wx + h_{t-1} Wh in one narrow_affine pass per step
 #                 (backward: dA Wh^T on narrow panels)
-# (the first and last from blocked, shared with the LSTM), and:
+# (these three from blocked, shared with the LSTM), and:
 FUSED_STEPS = 2   # the same as NARROW_STEPS on full panels (packed_affine)
 
 
@@ -62,19 +62,18 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
             _forward_chunk_fused(block_index(p), n_chunks, x, x_tm, h0, wx, wh, b, own, panels,
                                  bias_panels, h, h_out, narrow)
         return
-    packed = form == PACKED_STEPS
-    wh_blas, wh_packed = recurrent_weights(wh, packed, False)
+    wh_blas, wh_panels = step_weights(wh, form, False)
     if splits > 1:  # else each chunk projects its own rows (see lstm.py)
         for q in prange(n_chunks * splits):
             project_input_block(x, x_tm, wx, h, 1, block_index(q), n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
             project_input_block(x, x_tm, wx, h, 1, block_index(p), n_chunks, splits)
-        _forward_chunk(block_index(p), n_chunks, h0, wh_blas, wh_packed, b, h, h_out, packed)
+        _forward_chunk(block_index(p), n_chunks, h0, wh_blas, wh_panels, b, h, h_out, form)
 
 
 @kernel
-def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
+def _forward_chunk(p, n_chunks, h0, wh, wh_panels, b, h, h_out, form):
     """The time loop of chunk p of ``rnn_forward`` (same arguments); a function of
     its own so that both builds share one compiled copy (see lstm.py)."""
     N, T, H = h_out.shape
@@ -89,7 +88,7 @@ def _forward_chunk(p, n_chunks, h0, wh, wh_packed, b, h, h_out, packed):
     # whole contiguous (R, H) block (no scalar remainder per row; see lstm.gate_block).
     bias = tiled(b, R)
     for t in range(T):
-        recurrent_product(h_p[t], wh, wh_packed, recurrent, packed)
+        step_product(h_p[t], wh, wh_panels, recurrent, form)
         block = h_p[t + 1].reshape(R * H)  # x_t Wx on entry
         for k in range(R * H):
             block[k] = tanh(block[k] + rec_flat[k] + bias[k])
@@ -182,15 +181,7 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
     D = dx.shape[2]
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    # Wh^T for the steps and Wx^T for the weight gradients: each chunk makes its
-    # own when they are small (see blocked.PER_THREAD_COPY_MAX_SIZE).
-    own = per_thread_copies(wx) and per_thread_copies(wh)
-    if own:
-        wh_t, wh_t_packed = no_weights(wh)
-        wx_t = no_weights(wx)[0]
-    else:
-        wh_t, wh_t_packed = step_weights(wh, form, True)
-        wx_t = transposed_copy(wx)  # see weight_gradient_block
+    own, wh_t, wh_t_packed, wx_t = backward_weights(wx, wh, form)
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, H, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(block_index(p), n_chunks, dh, wh, own, wh_t, wh_t_packed, h, grad_pre,
@@ -208,21 +199,15 @@ def rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db, form, n_b
 @kernel
 def _backward_chunk(p, n_chunks, dh, wh, own, shared_wh_t, shared_wh_t_packed, h, grad_pre,
                     dh0, form):
-    """The backward time loop of chunk p of ``rnn_backward`` (same arguments):
-    on Wh^T as ``blocked.step_weights`` gives it, made here with ``own``, else the
-    shared copy made before the parallel loop."""
-    if own:
-        wh_t, wh_t_packed = step_weights(wh, form, True)
-    else:
-        wh_t, wh_t_packed = shared_wh_t, shared_wh_t_packed
+    """The backward time loop of chunk p of ``rnn_backward`` (same arguments), on
+    Wh^T as ``blocked.chunk_step_weights`` gives it."""
+    wh_t, wh_t_packed = chunk_step_weights(wh, own, shared_wh_t, shared_wh_t_packed, form, True)
     N, T, H = dh.shape
     lo, hi = chunk_bounds(p, n_chunks, N)
     h_p = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
-    narrow = form == NARROW_STEPS
-    # narrow_product writes whole panels: dh_next has their width, H used.
-    width = wh_t_packed.shape[0] * wh_t_packed.shape[2] if narrow else H
-    dh_next = np.zeros((hi - lo, width), dtype=h.dtype)
+    # dh_next: step_product's out, of which the first H columns are used.
+    dh_next = np.zeros((hi - lo, step_out_columns(wh_t_packed, form, H)), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t + 1, r], dh[lo + r, t], dh_next[r]
