@@ -203,3 +203,56 @@ def test_ranges_over_runs_take_each_runs_own_ratios_and_peak():
     assert "- Language model iteration, vocabulary 200: fastrnn 0.400 - 0.500 ms, " \
            "numpy/fastrnn 8.00x - 10.00x" in lines
     assert "- Generation char: 400 - 500 tokens/s" in lines
+
+
+def test_ranges_per_run_line_names_each_missed_target():
+    """The per-run table says 'none' for a run that meets every target and names
+    each one a run misses, with the figure it reached."""
+    ranges = load(BENCH_DIR / "ranges.py")
+    peaks = {"float64": 100.0, "float32": 200.0}
+
+    def layer(cell, dtype, size, numpy_ratio=20.0, torch_ratio=40.0, peak_fraction=0.9):
+        if tuple(size) in ranges.GEMM_BOUND:
+            fast = ranges.layer_flops(cell, *size) / (peak_fraction * peaks[dtype] * 1e6)
+        else:
+            fast = 1.0
+        host = {"vcpu_slowdown": 1.0, "region_us": 1.5}
+        return dict(cell=cell, dtype=dtype, size=list(size), fastrnn=fast,
+                    numpy=numpy_ratio * fast, torch=torch_ratio * fast,
+                    host_before=host, host_after=host)
+
+    def run(changes=None):
+        layers = [layer(cell, dtype, size)
+                  for cell in ("lstm", "rnn") for dtype in ("float64", "float32")
+                  for size in (ranges.NOTEBOOK, ranges.MID_SIZE, *ranges.GEMM_BOUND)]
+        for (cell, dtype, size), kwargs in (changes or {}).items():
+            index = next(i for i, row in enumerate(layers)
+                         if (row["cell"], row["dtype"], tuple(row["size"])) == (cell, dtype, size))
+            layers[index] = layer(cell, dtype, size, **kwargs)
+        return {"gemm_gflops": peaks, "layers": layers,
+                "language_model": [dict(vocab=200, fastrnn_ms=0.5, numpy_ms=4.5),
+                                   dict(vocab=2000, fastrnn_ms=3.0, numpy_ms=9.0)],
+                "generation": {"char (V=65)": 60_000.0, "word (V=5000)": 20_000.0},
+                "jit_warm_s": 0.6, "memory_peak": 115.0, "memory_formula": 100.0}
+
+    good = run()
+    assert ranges.missed_targets(good) == []
+    bad = run({("rnn", "float64", ranges.NOTEBOOK): dict(numpy_ratio=14.5),
+               ("lstm", "float32", ranges.NOTEBOOK): dict(torch_ratio=4.9),
+               ("lstm", "float32", ranges.MID_SIZE): dict(torch_ratio=0.98),
+               ("rnn", "float32", ranges.GEMM_BOUND[0]): dict(peak_fraction=0.74)})
+    bad["language_model"][1]["numpy_ms"] = 7.2   # 2.4x at 2,000 words
+    bad["generation"]["char (V=65)"] = 49_000.0
+    assert ranges.missed_targets(bad) == [
+        "lstm float32 (10, 50, 10, 20) 4.90x PyTorch",
+        "lstm float32 (32, 100, 64, 128) 0.98x PyTorch",
+        "rnn float64 (10, 50, 10, 20) 14.5x numpy",
+        "rnn float32 (64, 100, 256, 256) 74% of peak",
+        "language model 2000 words 2.40x",
+        "generation char 49,000 tokens/s",
+    ]
+    table = ranges.per_run([good, bad], ["A", "B"])
+    assert table[2].startswith("| A | 20.0x (1000 us) |") and table[2].endswith("| none |")
+    assert table[3].startswith("| B | 14.5x (1000 us) |")
+    assert "| 1.00x 1.5 / 1.00x 1.5 |" in table[3]
+    assert table[3].endswith("generation char 49,000 tokens/s |")
