@@ -186,6 +186,28 @@ def _tanh_any(z):
     raise TypeError("only callable from compiled code")
 
 
+def float_like(value, like):
+    """``value`` as a float of ``like``'s width (``like`` a float scalar or a
+    float array), for constants in kernels that run in both widths.
+
+    A Python float literal is a float64 to Numba, and float32 op float64 is
+    float64: ``1.0 - g`` on a float32 ``g`` converts to float64 and back and runs
+    half as many SIMD lanes (measured: the float32 LSTM's backward elementwise
+    pass over (T, N, H) = (100, 32, 128) on one thread, 2.7 ms with the literals,
+    1.8 ms with ``one = float_like(1.0, a)``).  Resolved at compile time by the
+    overload below.
+    """
+    raise TypeError("only callable from compiled code")
+
+
+@overload(float_like, inline="always")
+def _float_like(value, like):
+    width = like.dtype if isinstance(like, types.Array) else like
+    if isinstance(width, types.Float) and width.bitwidth == 32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
 overload(_exp_any, inline="always")(_by_float_width(_exp_f32, _exp_f64))
 overload(_sigmoid_any, inline="always")(_by_float_width(_sigmoid_f32, _sigmoid_f64))
 overload(_tanh_any, inline="always")(_by_float_width(_tanh_f32, _tanh_f64))

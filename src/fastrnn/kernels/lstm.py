@@ -27,7 +27,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, serial_and_parallel
-from .activations import sigmoid, tanh
+from .activations import float_like, sigmoid, tanh
 from .blocked import (backward_weights, block_index, chunk_bounds, chunk_step_weights,
                       chunk_view, chunking, copy_row, per_thread_copies, project_input_block,
                       shared_step_weights, step_out_columns, step_product, sum_weight_gradients,
@@ -136,10 +136,11 @@ def gate_block(a, rec, bias, scale, c_prev, c_new, tanh_c, h_new):
     flat_rec = rec.reshape(R * G)
     for k in range(R * G):
         flat[k] = sigmoid(scale[k] * (flat[k] + flat_rec[k] + bias[k]))
+    one, two = float_like(1.0, a), float_like(2.0, a)  # see float_like
     for r in range(R):
         row = a[r]
         for j in range(H):
-            g_gate = 2.0 * row[3 * H + j] - 1.0
+            g_gate = two * row[3 * H + j] - one
             row[3 * H + j] = g_gate
             c_new[r, j] = row[H + j] * c_prev[r, j] + row[j] * g_gate
     flat_c = c_new.reshape(R * H)
@@ -216,15 +217,16 @@ def _gate_grad_pass(a, c_prev, tanh_c, dh_t, dh_next, dc_next):
     dc_next (H,) the gradient on c_t from step t+1, replaced by the one on c_{t-1}.
     """
     H = tanh_c.shape[0]
+    one = float_like(1.0, a)  # see float_like
     for j in range(H):
         i_gate = a[j]
         f_gate = a[H + j]
         o_gate = a[2 * H + j]
         g_gate = a[3 * H + j]
         dh_j = dh_t[j] + dh_next[j]
-        dc_j = dc_next[j] + dh_j * o_gate * (1.0 - tanh_c[j] * tanh_c[j])
+        dc_j = dc_next[j] + dh_j * o_gate * (one - tanh_c[j] * tanh_c[j])
         dc_next[j] = dc_j * f_gate
-        a[j] = dc_j * g_gate * i_gate * (1.0 - i_gate)
-        a[H + j] = dc_j * c_prev[j] * f_gate * (1.0 - f_gate)
-        a[2 * H + j] = dh_j * tanh_c[j] * o_gate * (1.0 - o_gate)
-        a[3 * H + j] = dc_j * i_gate * (1.0 - g_gate * g_gate)
+        a[j] = dc_j * g_gate * i_gate * (one - i_gate)
+        a[H + j] = dc_j * c_prev[j] * f_gate * (one - f_gate)
+        a[2 * H + j] = dh_j * tanh_c[j] * o_gate * (one - o_gate)
+        a[3 * H + j] = dc_j * i_gate * (one - g_gate * g_gate)

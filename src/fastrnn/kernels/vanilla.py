@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, serial_and_parallel
-from .activations import tanh
+from .activations import float_like, tanh
 from .blocked import (NARROW_STEPS, backward_weights, block_index, chunk_bounds,
                       chunk_step_weights, chunk_view, chunking, copy_row, no_weights,
                       per_thread_copies, project_input_block, step_out_columns, step_product,
@@ -208,11 +208,12 @@ def _backward_chunk(p, n_chunks, dh, wh, own, shared_wh_t, shared_wh_t_packed, h
     grad_p = chunk_view(grad_pre, T, N, p, n_chunks, H)
     # dh_next: step_product's out, of which the first H columns are used.
     dh_next = np.zeros((hi - lo, step_out_columns(wh_t_packed, form, H)), dtype=h.dtype)
+    one = float_like(1.0, h)  # see float_like
     for t in range(T - 1, -1, -1):
         for r in range(hi - lo):
             da, h_tn, dh_tn, dh_next_n = grad_p[t, r], h_p[t + 1, r], dh[lo + r, t], dh_next[r]
             for j in range(H):
-                da[j] = (dh_tn[j] + dh_next_n[j]) * (1.0 - h_tn[j] * h_tn[j])
+                da[j] = (dh_tn[j] + dh_next_n[j]) * (one - h_tn[j] * h_tn[j])
         step_product(grad_p[t], wh_t, wh_t_packed, dh_next, form)
     for r in range(hi - lo):  # row copies, see copy_row
         copy_row(dh_next[r, :H], dh0[lo + r])
