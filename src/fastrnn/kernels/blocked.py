@@ -110,11 +110,18 @@ NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_p
 # narrow_product stay inlined: they run at every step.)
 @kernel
 def step_weights(w, form, transpose):
-    """(w_blas, w_panels): B = w, or w.T when ``transpose``, as ``step_product``
-    of ``form`` takes it (the one not used an empty stand-in)."""
+    """(w_blas, w_panels) for ``step_product`` of ``form`` with B = w, or w.T when
+    ``transpose``: narrow or full packed panels, or for BLAS a C-contiguous B
+    (OpenBLAS's GEMM with a transposed view ran at 22 GFLOP/s against 37 for the
+    copy, float64, 16 rows x 512 x 128).  The one not used is an empty stand-in."""
+    no_blas, no_panels = no_weights(w)
     if form == NARROW_STEPS:
-        return no_weights(w)[0], pack_narrow_panels(w, transpose)
-    return recurrent_weights(w, form == PACKED_STEPS, transpose)
+        return no_blas, pack_narrow_panels(w, transpose)
+    if form == PACKED_STEPS:
+        return no_blas, pack_panels(w, transpose)
+    if transpose:
+        return transposed_copy(w), no_panels
+    return w, no_panels
 
 
 @kernel(inline="always")
@@ -159,49 +166,26 @@ def step_out_columns(w_panels, form, M):
 
 @kernel(inline="always")
 def step_product(rows, w, w_panels, out, form):
-    """out = rows (R, K) @ B, B as ``step_weights`` gives it, for ``form``.  Narrow
-    panels write whole panels: out is then (R, P * NR), its columns past B's 0."""
+    """out = rows (R, K) @ B, the GEMM inside a recurrent time loop, with B as
+    ``step_weights`` gives it for ``form``: one pass over the panels packed once
+    before the loop (:mod:`.packed`; w not read), or one BLAS call (w_panels not
+    read).  Narrow panels write whole panels: out is then (R, P * NR), its
+    columns past B's 0.  ``fastrnn.layer_utils`` chooses the form from
+    whole-layer timings."""
     if form == NARROW_STEPS:
         narrow_product(rows, w_panels, out)
-    else:
-        recurrent_product(rows, w, w_panels, out, form == PACKED_STEPS)
-
-
-@kernel(inline="always")
-def recurrent_product(rows, w, w_packed, out, packed):
-    """out (R, M) = rows (R, K) @ w (K, M), the GEMM inside a recurrent time loop.
-
-    With ``packed`` it runs on ``w_packed``, the same weights packed once before
-    the loop (:mod:`.packed`), and w is not read; otherwise it is one BLAS call
-    and w_packed is not read.  ``fastrnn.layer_utils.uses_packed_weights``
-    chooses, from whole-layer timings.
-    """
-    if packed:
-        packed_product(rows, w_packed, out)
+    elif form == PACKED_STEPS:
+        packed_product(rows, w_panels, out)
     else:
         np.dot(rows, w, out)
 
 
 @kernel(inline="always")
 def no_weights(w):
-    """Empty stand-ins of w's dtype for the pair ``recurrent_weights`` returns
+    """Empty stand-ins of w's dtype for the pair ``step_weights`` returns
     (2-D weights for BLAS, 3-D packed panels): for the one a kernel does not
     use, or for both where each chunk makes its own (see per_thread_copies)."""
     return np.empty((0, 0), dtype=w.dtype), np.empty((0, 0, 0), dtype=w.dtype)
-
-
-@kernel(inline="always")
-def recurrent_weights(w, packed, transpose):
-    """(w_blas, w_packed) for ``recurrent_product`` with B = w, or w.T when
-    ``transpose``: the packed panels, or a C-contiguous B for BLAS (OpenBLAS's
-    GEMM with a transposed view ran at 22 GFLOP/s against 37 for the copy,
-    float64, 16 rows x 512 x 128).  The one not used is an empty stand-in."""
-    no_blas, no_panels = no_weights(w)
-    if packed:
-        return no_blas, pack_panels(w, transpose)
-    if transpose:
-        return transposed_copy(w), no_panels
-    return w, no_panels
 
 
 # Weights of at most this many values are prepared (transposed, packed) by each
