@@ -7,8 +7,22 @@ Errors name the argument, what was expected and what came, e.g.
 
 import numpy as np
 
-# The float types the kernels are compiled for.
+# The float types the kernels are compiled for: the one definition of them.
 KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_NAMES = tuple(dtype.name for dtype in KERNEL_FLOATS)  # ('float32', 'float64')
+
+
+def float_dtype(name, value):
+    """``value`` (a dtype, a type or a name such as 'float32') as one of
+    KERNEL_FLOATS; TypeError naming ``name`` otherwise."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype not in KERNEL_FLOATS:
+        came = value if dtype is None else dtype.name
+        raise TypeError(f"{name}: expected float32 or float64, got {came!r}")
+    return dtype
 
 
 def _describe(value):

@@ -45,13 +45,6 @@ def sigmoid(x):
     return out.reshape(x.shape)
 
 
-def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype.name}")
-    return dtype
-
-
 def _random_weights(scale, shape, dtype):
     # np.random (the global generator) as in the classic lib, so that a
     # notebook's np.random.seed gives the same initial weights.
@@ -209,7 +202,7 @@ class _Layer:
 
     def __init__(self, name, dtype):
         self.name = name
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype("dtype", dtype)
         self.params = {}
         self.grads = {}
         self.meta = None

@@ -39,6 +39,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _checks
 from . import corpus as builtin_corpus
 from ._threads import generation_chunks
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_text
@@ -61,7 +62,6 @@ METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
 SAMPLES_FILE = "samples.txt"
 
-_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 class RunError(ValueError):
@@ -140,7 +140,7 @@ class ModelConfig:
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, name, "an integer >= 1", value)
         _require(0.0 <= self.dropout < 1.0, "dropout", "a probability in [0, 1)", self.dropout)
-        _require(self.dtype in _DTYPES, "dtype", "'float32' or 'float64'", self.dtype)
+        _require(self.dtype in _checks.FLOAT_NAMES, "dtype", "'float32' or 'float64'", self.dtype)
         return self
 
 
@@ -304,7 +304,7 @@ class LanguageModel:
         self.config = (config or ModelConfig()).validate()
         self.vocab = vocab
         self.tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer(tokenizer)
-        self.dtype = np.dtype(_DTYPES[self.config.dtype])
+        self.dtype = np.dtype(self.config.dtype)
         self.is_lstm = self.config.cell == "lstm"
         V, E, H = len(vocab), self.config.embedding, self.config.hidden
         cell_class = LSTM if self.is_lstm else VanillaRNN
