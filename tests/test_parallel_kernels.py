@@ -455,14 +455,14 @@ def test_the_parallel_build_really_runs_in_parallel():
 def test_generation_with_the_output_layer_in_blocks(cell_type, monkeypatch):
     """Blocks of the output layer (parallel build) pick the same greedy words as
     one block (serial build)."""
-    import fastrnn.rnn
+    import fastrnn.sampling
     from fastrnn.rnn import LanguageModelRNN
 
     model = LanguageModelRNN(37, 6, 9, cell_type=cell_type)
     for key in model.params:
         model.params[key] = 3 * np.random.randn(*model.params[key].shape)
     serial = model.sample(5, 40)
-    monkeypatch.setattr(fastrnn.rnn, "generation_chunks", lambda vocab, hidden: FORCED_BLOCKS)
+    monkeypatch.setattr(fastrnn.sampling, "generation_chunks", lambda vocab, hidden: FORCED_BLOCKS)
     assert model.sample(5, 40) == serial
     drawn = model.sample(5, 40, temperature=1.0, seed=7)
     assert len(drawn) == 41 and all(0 <= w < 37 for w in drawn)

@@ -136,3 +136,29 @@ def positive_int(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+class ArgumentError(ValueError):
+    """A value outside what its argument accepts; ``name``, ``expected`` and ``value``
+    are kept so that the command line can name its own option instead."""
+
+    def __init__(self, name, expected, value):
+        super().__init__(f"{name}: expected {expected}, got {value!r}")
+        self.name, self.expected, self.value = name, expected, value
+
+
+def require(condition, name, expected, value):
+    """Raise ArgumentError(name, expected, value) unless ``condition``."""
+    if not condition:
+        raise ArgumentError(name, expected, value)
+
+
+def is_int(value):
+    """An integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value):
+    """An int or float (numpy's too), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_))

@@ -4,9 +4,8 @@
 import numpy as np
 
 from . import _checks
-from ._threads import generation_chunks
-from .kernels.generate import generate
-from .layer_utils import LSTM, VanillaRNN, _LiveDict, temporal_fc, word_embedding
+from .layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, word_embedding
+from .sampling import check_length, sample_ids, sampling_weights
 
 __all__ = ["TestRNN", "LanguageModelRNN"]
 
@@ -19,25 +18,14 @@ def _cell_class(cell_type):
     return _CELLS[cell_type]
 
 
-class _Model:
-    """``params`` / ``grads`` are live views of the layers' dicts: the arrays are
-    the layers' own, and assigning a key replaces it in the owning layer."""
-
-    def __init__(self, layers):
-        self._layers = layers
-        self.params = _LiveDict(layers, "params")
-        self.grads = _LiveDict(layers, "grads")
-
-    # The classic training code calls these to copy between the model's dicts
-    # and the layers'; with live views both are always in sync.
-    def gather_params(self):
-        """Kept for the classic API; ``params`` is always in sync with the layers."""
+class _Model(RNN):
+    """The layers in order, with ``params`` / ``grads`` as live views of theirs
+    (:class:`fastrnn.layer_utils.RNN`): the arrays are the layers' own, and
+    assigning a key replaces it in the owning layer."""
 
     def assign_params(self):
-        """Kept for the classic API; ``params`` is always in sync with the layers."""
-
-    def gather_grads(self):
-        """Kept for the classic API; ``grads`` is always in sync with the layers."""
+        """Kept for the classic API (it copied the model's dict into the layers');
+        ``params`` is always in sync with the layers."""
 
 
 class TestRNN(_Model):
@@ -54,7 +42,7 @@ class TestRNN(_Model):
         self.cell_type = cell_type
         self.hidden_dim = hidden_dim
         self.rnn = _cell_class(cell_type)(input_dim, hidden_dim, dtype=dtype)
-        super().__init__([self.rnn])
+        super().__init__(self.rnn)
 
     def forward(self, feat, h0):
         return self.rnn.forward(feat, h0)
@@ -81,7 +69,7 @@ class LanguageModelRNN(_Model):
                                           name=cell_type, dtype=dtype)
         self.postprocess = temporal_fc(hidden_dim, word_size, init_scale=0.02, name="t_fc",
                                        dtype=dtype)
-        super().__init__([self.preprocess, self.rnn, self.postprocess])
+        super().__init__(self.preprocess, self.rnn, self.postprocess)
 
     def forward(self, words, h0):
         vectors = self.preprocess.forward(words)
@@ -107,23 +95,8 @@ class LanguageModelRNN(_Model):
             raise TypeError(f"word_index: expected an integer word index, got {word_index!r}")
         if not 0 <= word_index < V:
             raise ValueError(f"word_index: expected an index in [0, {V}), got {word_index}")
-        if isinstance(n_text, (bool, np.bool_)) or not isinstance(n_text, (int, np.integer)) \
-                or n_text < 0:
-            raise ValueError(f"n_text: expected a non-negative integer, got {n_text!r}")
-        if not temperature >= 0.0:
-            raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-            raise ValueError(f"top_k: expected an integer >= 0, got {top_k!r}")
-        emb = self.preprocess._weight()
-        wx, wh, b = self.rnn._weights()
-        fc_w, fc_b = self.postprocess._weights()
-        dtype = wx.dtype
-        H = self.hidden_dim
-        draws = np.random.default_rng(seed).random(int(n_text))
-        out = np.empty(int(n_text), dtype=np.int64)
-        generate(emb.astype(dtype, copy=False), (wx,), (wh,), (b,), fc_w.astype(dtype, copy=False),
-                 fc_b.astype(dtype, copy=False), self.cell_type == "lstm",
-                 np.array([word_index], dtype=np.int64), float(temperature), int(top_k), draws,
-                 np.zeros((1, H), dtype), np.zeros((1, H), dtype), out,
-                 generation_chunks(V, H))
+        check_length(n_text, "n_text")
+        weights = sampling_weights(self.preprocess, [self.rnn], self.postprocess)
+        out = sample_ids(weights, np.array([word_index], dtype=np.int64), int(n_text),
+                         temperature, top_k, np.random.default_rng(seed))
         return [int(word_index)] + out.tolist()

@@ -1,0 +1,51 @@
+"""Language models on your own text: the Python API under the ``fastrnn`` command.
+
+::
+
+    from fastrnn.lm import Corpus, LanguageModel, ModelConfig, TrainConfig, train, load_run
+
+    corpus = Corpus.from_files(["novel.txt"], level="char")       # or Corpus.builtin()
+    model = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(hidden=256))
+    result = train(model, corpus, TrainConfig(epochs=5), run_dir="runs/novel",
+                   callback=lambda trainer, row: print(row["epoch"], row["val_loss"]))
+    print(model.generate_text("The ", length=200, temperature=0.8, seed=1))
+    model = load_run("runs/novel").model                             # later, elsewhere
+
+Training follows char-rnn: the token stream is cut into ``batch_size``
+contiguous streams (one per batch row) and read in windows of ``seq_len``
+tokens; the hidden and cell states at the end of a window are the initial states
+of the next one (truncated backpropagation through time: no gradient flows
+back across windows), and they are reset to zero at the start of every epoch.
+The tail ``val_fraction`` of the text is held out and evaluated after every
+epoch.  Everything that decides the next step (parameters, Adam's moments, the
+carried states, the dropout generator, the position in the epoch) is in the
+checkpoint, so an interrupted and resumed run ends with exactly the parameters
+of an uninterrupted one.
+
+The modules, by job: :mod:`~fastrnn.lm.config` (the three configurations and
+their validators), :mod:`~fastrnn.lm.data` (the corpus, its split and streams),
+:mod:`~fastrnn.lm.model` (the network), :mod:`~fastrnn.lm.evaluation`,
+:mod:`~fastrnn.lm.generation` (text from the model), :mod:`~fastrnn.lm.trainer`
+(the loop), :mod:`~fastrnn.lm.state` (the trainer's resumable state),
+:mod:`~fastrnn.lm.run_dir` (the run's files and their format version) and
+:mod:`~fastrnn.lm.progress` (what a run shows while it works).
+
+Shapes: B batch rows (streams), S window length (``seq_len``), L layers,
+E embedding size, H hidden size, V vocabulary size.
+"""
+
+from .config import ModelConfig, TextConfig, TrainConfig
+from .data import Corpus, minimum_tokens, streams
+from .errors import RunError
+from .model import LanguageModel
+from .run_dir import (BEST, CONFIG_FILE, CURVES_FILE, FORMAT, FORMAT_VERSION, LATEST,
+                      METRICS_FILE, SAMPLES_FILE, VOCAB_FILE, Run, load_run)
+from .state import TrainerState
+from .trainer import Trainer, TrainResult, resume, resume_trainer, train
+
+__all__ = [
+    "TextConfig", "ModelConfig", "TrainConfig", "Corpus", "LanguageModel", "Trainer",
+    "TrainerState", "TrainResult", "Run", "train", "resume", "resume_trainer", "load_run",
+    "RunError", "minimum_tokens", "streams", "FORMAT", "FORMAT_VERSION", "CONFIG_FILE",
+    "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE", "CURVES_FILE", "SAMPLES_FILE",
+]

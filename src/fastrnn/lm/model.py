@@ -1,0 +1,202 @@
+"""The network of :mod:`fastrnn.lm`: embedding -> stacked recurrent layers -> linear
+scores, with its loss, gradient clipping and parameter arrays for checkpoints.
+
+Shapes: B batch rows (streams), S window length, L layers, E embedding size,
+H hidden size, V vocabulary size.
+"""
+
+import math
+
+import numpy as np
+
+from ..checkpoint import CheckpointError
+from ..layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
+from ..sampling import sample_ids, sampling_weights
+from ..text import Tokenizer
+from . import evaluation, generation
+from .config import ModelConfig
+
+__all__ = ["LanguageModel"]
+class LanguageModel:
+    """Embedding (V, E) -> L recurrent layers of H units -> linear (H, V) scores.
+
+    Built from the layers of :mod:`fastrnn.layer_utils` (``embedding``,
+    ``layer0``...``layer{L-1}``, ``output``); ``params`` and ``grads`` are live
+    views of theirs, by name.  Weights are drawn from ``numpy.random.default_rng(seed)``
+    (the global numpy generator is left untouched): recurrent and output weights
+    uniform in +-1/sqrt(H) (as PyTorch), LSTM forget-gate biases 1, embedding N(0, 1).
+    """
+
+    def __init__(self, vocab, tokenizer, config=None, seed=0):
+        self.config = (config or ModelConfig()).validate()
+        self.vocab = vocab
+        self.tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer(tokenizer)
+        self.dtype = np.dtype(self.config.dtype)
+        self.is_lstm = self.config.cell == "lstm"
+        V, E, H = len(vocab), self.config.embedding, self.config.hidden
+        cell_class = LSTM if self.is_lstm else VanillaRNN
+        # The layers draw their initial weights from the global generator; keep
+        # the caller's global state, the weights are redrawn from ``seed`` below.
+        global_state = np.random.get_state()
+        try:
+            self.embedding = word_embedding(V, E, name="embedding", dtype=self.dtype)
+            self.cells = [cell_class(E if layer == 0 else H, H, name=f"layer{layer}",
+                                     dtype=self.dtype)
+                          for layer in range(self.config.layers)]
+            self.output = temporal_fc(H, V, name="output", dtype=self.dtype)
+        finally:
+            np.random.set_state(global_state)
+        self.net = RNN(self.embedding, *self.cells, self.output)
+        self.params, self.grads = self.net.params, self.net.grads
+        self._loss = temporal_softmax_loss(dim_average=True)
+        self._dropout_masks = []
+        self._initialise(np.random.default_rng(seed))
+
+    def _initialise(self, rng):
+        H = self.config.hidden
+        bound = 1.0 / math.sqrt(H)
+        for name, value in self.params.items():
+            if name == self.embedding.w_name:
+                new = rng.standard_normal(value.shape)
+            elif name == self.output.b_name:
+                new = np.zeros(value.shape)
+            else:
+                new = rng.uniform(-bound, bound, value.shape)
+            value[...] = new
+        if self.is_lstm:
+            for cell in self.cells:
+                cell.params[cell.b_name][H:2 * H] = 1.0  # forget gates open at the start
+
+    @property
+    def num_layers(self):
+        return self.config.layers
+
+    @property
+    def hidden_size(self):
+        return self.config.hidden
+
+    def parameter_count(self):
+        return int(sum(value.size for value in self.params.values()))
+
+    def zero_state(self, rows):
+        """(h, c), each (L, rows, H) zeros: the state at the start of a stream."""
+        shape = (self.num_layers, rows, self.hidden_size)
+        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+
+    def forward(self, x, h, c, dropout_rng=None):
+        """Scores (B, S, V) for tokens x int (B, S).
+
+        h, c (L, B, H): the states before the window, overwritten with the states
+        after it (c is unused by a tanh RNN).  With ``dropout_rng`` (a numpy
+        Generator) and ``dropout > 0``, inverted dropout is applied between
+        layers and the masks are kept for :meth:`backward`.
+        """
+        activations = self.embedding.forward(x)
+        keep = 1.0 - self.config.dropout
+        self._dropout_masks = []
+        for layer, cell in enumerate(self.cells):
+            # The layer keeps its own copies of the initial states for backward, so
+            # h and c can be overwritten with the final states just below.
+            if self.is_lstm:
+                activations = cell.forward(activations, h[layer], c[layer])
+                c[layer] = cell.final_c
+            else:
+                activations = cell.forward(activations, h[layer])
+            h[layer] = activations[:, -1]
+            mask = None
+            if dropout_rng is not None and keep < 1.0 and layer < self.num_layers - 1:
+                kept = dropout_rng.random(activations.shape, dtype=self.dtype) < keep
+                mask = kept * self.dtype.type(1.0 / keep)
+                activations *= mask
+            self._dropout_masks.append(mask)
+        return self.output.forward(activations)
+
+    def backward(self, dscores):
+        """dscores (B, S, V) -> fills ``grads`` of every layer (the initial states get none)."""
+        dactivations = self.output.backward(dscores)
+        for layer in reversed(range(self.num_layers)):
+            mask = self._dropout_masks[layer]
+            if mask is not None:
+                dactivations *= mask
+            dactivations, _ = self.cells[layer].backward(dactivations)
+        self.embedding.backward(dactivations)
+
+    def loss(self, scores, targets):
+        """(sum over the B*S tokens of -log p(target), number of correct argmax predictions).
+
+        Keeps the gradient of the MEAN loss per token for :meth:`loss_gradient`.
+        """
+        B, S, _ = scores.shape
+        mean_over_rows = self._loss.forward(scores, targets, np.ones((B, S), self.dtype))
+        correct = int(np.count_nonzero(scores.argmax(axis=-1) == targets))
+        return float(mean_over_rows) * B, correct
+
+    def loss_gradient(self):
+        """d(mean loss per token) / d scores, (B, S, V), of the last :meth:`loss`."""
+        dscores = self._loss.backward()
+        dscores *= self.dtype.type(1.0 / dscores.shape[1])  # the layer averages over B only
+        return dscores
+
+    def clip_gradients(self, max_norm):
+        """Scale all gradients together so that their global L2 norm is at most
+        ``max_norm`` (0 = no clipping).  Returns the norm before clipping."""
+        grads = list(self.grads.values())
+        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+        if 0 < max_norm < norm:
+            scale = self.dtype.type(max_norm / norm)
+            for g in grads:
+                g *= scale
+        return norm
+
+    def evaluate(self, ids, seq_len, rows):
+        """Loss, perplexity and accuracy on ``ids``; see :func:`fastrnn.lm.evaluation.evaluate`."""
+        return evaluation.evaluate(self, ids, seq_len, rows)
+
+    # ---------------------------------------------------------------- generation
+
+    def sampling_weights(self):
+        """The weights as the generation kernel takes them
+        (:class:`fastrnn.sampling.SamplingWeights`)."""
+        return sampling_weights(self.embedding, self.cells, self.output)
+
+    def generate_ids(self, prime, length, temperature=1.0, top_k=0, rng=None, state=None):
+        """Feed ``prime`` (P,) token ids and draw ``length`` more: int64 (length,).
+
+        temperature 0 is greedy (argmax); otherwise tokens are drawn from
+        softmax(scores / temperature), among the ``top_k`` best (0 = all).
+        rng: numpy Generator of the draws (a fresh unseeded one when None).
+        state: (h, c), each (L, 1, H), the state before ``prime``, updated in
+        place (zeros when None); see :func:`fastrnn.sampling.sample_ids`.
+        """
+        return sample_ids(self.sampling_weights(), prime, length, temperature, top_k, rng, state)
+
+    def default_prime(self):
+        """See :func:`fastrnn.lm.generation.default_prime`."""
+        return generation.default_prime(self)
+
+    def generate_text(self, start="", length=200, temperature=0.8, top_k=0, seed=None,
+                      write=None, chunk=64):
+        """``start`` and ``length`` tokens more, as text; see
+        :func:`fastrnn.lm.generation.generate_text`."""
+        return generation.generate_text(self, start, length, temperature, top_k, seed, write,
+                                        chunk)
+
+    # ---------------------------------------------------------------- saving
+
+    def state_arrays(self):
+        """The parameters, ``param/<name>`` -> array (copies)."""
+        return {f"param/{name}": value.copy() for name, value in self.params.items()}
+
+    def load_state_arrays(self, arrays, source="checkpoint"):
+        """Copy ``param/<name>`` arrays into the parameters, checking names and shapes first."""
+        for name, value in self.params.items():
+            key = f"param/{name}"
+            if key not in arrays:
+                raise CheckpointError(f"{source}: no parameter {name!r}; it does not belong "
+                                      "to this model")
+            if arrays[key].shape != value.shape or arrays[key].dtype != value.dtype:
+                raise CheckpointError(
+                    f"{source}: parameter {name!r} is {arrays[key].dtype} {arrays[key].shape}, "
+                    f"the model needs {value.dtype} {value.shape}")
+        for name, value in self.params.items():
+            value[...] = arrays[f"param/{name}"]

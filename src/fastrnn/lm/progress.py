@@ -1,0 +1,96 @@
+"""What a training run shows while it works, on stderr: a progress bar on a terminal,
+a plain line every ``log_every`` seconds otherwise (a log file, a notebook's captured
+stream), and a note while the kernels compile on a first run."""
+
+import sys
+import threading
+import time
+
+from tqdm.auto import tqdm
+
+from .._checks import is_number, require
+
+__all__ = ["Progress", "check_log_every", "clock", "compiling"]
+
+COMPILE_NOTE_AFTER = 2.0  # seconds: loading compiled kernels from Numba's cache takes less
+
+
+def clock(seconds):
+    """``seconds`` as m:ss."""
+    seconds = int(round(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+def check_log_every(value):
+    """``value`` if it is a number of seconds > 0 (the interval of the plain progress lines)."""
+    require(is_number(value) and value > 0, "log_every", "a number of seconds > 0", value)
+    return value
+
+
+def _stream():
+    return sys.stderr
+
+
+class Progress:
+    """Per-step progress of a training session (a context manager).
+
+    total: steps of the session (None when only a time budget limits it);
+    enabled: True a tqdm bar, False nothing, None (default) a bar when stderr is
+    a terminal and otherwise a plain line every ``log_every`` seconds.
+    """
+
+    def __init__(self, total, enabled=None, log_every=30.0):
+        self.total = total
+        self.log_every = check_log_every(log_every)
+        bar = _stream().isatty() if enabled is None else enabled
+        self.lines = enabled is None and not bar
+        self._bar = tqdm(total=total, disable=not bar, unit="step",
+                         file=_stream(), leave=False, dynamic_ncols=True,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self._steps = 0
+        self._last_line = time.perf_counter()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._bar.close()
+        return False
+
+    def step(self, text):
+        """One more step; ``text`` says how it goes (epoch, loss, speed, time left)."""
+        self._steps += 1
+        self._bar.update(1)
+        self._bar.set_postfix_str(text)
+        now = time.perf_counter()
+        if self.lines and now - self._last_line >= self.log_every:
+            total = "" if self.total is None else f"/{self.total:,}"
+            print(f"step {self._steps:,}{total}: {text}", file=_stream(), flush=True)
+            self._last_line = now
+
+
+def compiling(work, enabled=True, note_after=COMPILE_NOTE_AFTER):
+    """Run ``work()`` (the first calls of the kernels) and return its result; when it
+    takes longer than ``note_after`` seconds (compilation: on a first run, or after
+    the kernels changed), say so on stderr while it runs and how long it took after.
+    Nothing is said when ``enabled`` is False."""
+    start = time.perf_counter()
+    noted = threading.Event()
+
+    def note():
+        print("compiling kernels (first run only; cached afterwards) ...", file=_stream(),
+              flush=True)
+        noted.set()
+
+    timer = threading.Timer(note_after, note)
+    if enabled:
+        timer.start()
+    try:
+        return work()
+    finally:
+        timer.cancel()
+        if enabled:
+            timer.join()
+        if noted.is_set():
+            print(f"kernels ready in {time.perf_counter() - start:.1f} s; the time budget starts "
+                  "now", file=_stream(), flush=True)

@@ -1,0 +1,210 @@
+"""The trainer's resumable state as one object, the run directory's format version, the
+warm-up that compiles the kernels before the clock starts, and the README's Python API."""
+
+import json
+import os
+import re
+import shutil
+import string
+
+import numpy as np
+import pytest
+
+from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastrnn.lm import (FORMAT_VERSION, LATEST, Corpus, LanguageModel, ModelConfig, RunError,
+                        Trainer, TrainConfig, TrainerState, load_run, resume, resume_trainer,
+                        train)
+
+SMALL = dict(embedding=8, hidden=12, dtype="float64")
+FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
+README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+
+
+def rhyme(lines=60, seed=0):
+    rng = np.random.default_rng(seed)
+    words = "the cat sat on a mat and a dog ran to the hat".split()
+    return "\n".join(" ".join(rng.choice(words, size=rng.integers(3, 8))) + "."
+                     for _ in range(lines)) + "\n"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return Corpus.from_text(rhyme(seed=4))
+
+
+def model_for(corpus, **options):
+    return LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(**{**SMALL, **options}),
+                         seed=3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, corpus):
+    """A run of one epoch (two layers, dropout), not to be changed: tests change copies."""
+    path = str(tmp_path_factory.mktemp("format") / "run")
+    train(model_for(corpus, layers=2, dropout=0.2), corpus, TrainConfig(epochs=1, **FAST), path)
+    return path
+
+
+def copy_run(run_dir, tmp_path, name="copy"):
+    target = tmp_path / name
+    shutil.copytree(run_dir, target)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# TrainerState
+# --------------------------------------------------------------------------------------------
+
+def without_times(meta):
+    """The metadata without the measured seconds (which differ from run to run)."""
+    return {**{key: value for key, value in meta.items() if key != "seconds"},
+            "history": [{k: v for k, v in row.items() if k != "seconds"}
+                        for row in meta["history"]]}
+
+
+def states_equal(a, b):
+    arrays_a, meta_a = a.to_checkpoint()
+    arrays_b, meta_b = b.to_checkpoint()
+    assert without_times(meta_a) == without_times(meta_b)
+    assert arrays_a.keys() == arrays_b.keys()
+    for key in arrays_a:
+        np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+
+
+def test_the_state_is_saved_and_restored_as_a_whole(corpus):
+    trainer = Trainer(model_for(corpus, layers=2, dropout=0.2), corpus,
+                      TrainConfig(epochs=1, **FAST))
+    for window in range(3):
+        trainer._train_window(window)
+    trainer.state.step_in_epoch, trainer.state.global_step = 3, 3
+    trainer.state.history.append({"epoch": 0.5, "val_loss": 2.0})
+    arrays, meta = trainer.state.to_checkpoint()
+    # Every field is in the checkpoint: the restored state is the saved one, not a fresh one.
+    meta = json.loads(json.dumps(meta))  # as read back from the checkpoint's JSON
+    restored = TrainerState.fresh(trainer.model, trainer.config).from_checkpoint(
+        arrays, meta, FORMAT_VERSION)
+    states_equal(restored, trainer.state)
+    assert restored.optimizer.t == 3 and restored.step_in_epoch == 3
+    assert restored.dropout_rng.random() == trainer.state.dropout_rng.random()
+    # The restored state is a copy: training on changes neither.
+    assert restored.h is not trainer.state.h
+
+
+def test_a_checkpoint_missing_part_of_the_state_is_refused_before_anything_changes(run_dir,
+                                                                                   corpus):
+    arrays, meta = load_checkpoint(os.path.join(run_dir, LATEST))
+    trainer = Trainer(model_for(corpus, layers=2, dropout=0.2), corpus, TrainConfig(epochs=2,
+                                                                                     **FAST))
+    before = trainer.state
+    del meta["epoch_tokens"]
+    with pytest.raises(CheckpointError, match="'epoch_tokens' is missing"):
+        trainer.restore(arrays, meta, "ckpt")
+    arrays, meta = load_checkpoint(os.path.join(run_dir, LATEST))
+    arrays["state/h"] = arrays["state/h"][:, :2]
+    with pytest.raises(CheckpointError, match=r"state/h is float64 \(2, 2, 12\), training needs "
+                                              r"float64 \(2, 4, 12\)"):
+        trainer.restore(arrays, meta, "ckpt")
+    assert trainer.state is before
+
+
+def test_the_kernel_warm_up_changes_no_parameter_or_state(corpus, monkeypatch):
+    def trained(warm_up):
+        trainer = Trainer(model_for(corpus, layers=2, dropout=0.3), corpus,
+                          TrainConfig(epochs=1, **FAST))
+        if not warm_up:
+            monkeypatch.setattr(trainer, "compile_kernels", lambda: None)
+        trainer.run(progress=False)
+        return trainer
+
+    with_warm_up, without = trained(True), trained(False)
+    for name, value in without.model.params.items():
+        np.testing.assert_array_equal(with_warm_up.model.params[name], value, err_msg=name)
+    states_equal(with_warm_up.state, without.state)
+
+
+# --------------------------------------------------------------------------------------------
+# The run format version
+# --------------------------------------------------------------------------------------------
+
+def test_a_run_records_its_format_version(run_dir):
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as stream:
+        document = json.load(stream)
+    assert (document["format"], document["format_version"]) == ("fastrnn-run", FORMAT_VERSION)
+    _, meta = load_checkpoint(os.path.join(run_dir, LATEST))
+    assert meta["format_version"] == FORMAT_VERSION
+
+
+def edit_config(directory, change):
+    path = directory / "config.json"
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def test_a_run_of_a_newer_format_is_refused_with_a_clear_error(run_dir, tmp_path, corpus):
+    newer = copy_run(run_dir, tmp_path)
+    edit_config(newer, lambda document: document.update(format_version=FORMAT_VERSION + 1))
+    message = rf"run format version {FORMAT_VERSION + 1}, this fastrnn reads versions 1 to " \
+              rf"{FORMAT_VERSION}: upgrade fastrnn"
+    with pytest.raises(RunError, match=message):
+        load_run(str(newer))
+    with pytest.raises(RunError, match=message):
+        resume(str(newer), epochs=3, corpus=corpus)
+    edit_config(newer, lambda document: document.update(format_version="2"))
+    with pytest.raises(RunError, match="format_version: expected an integer >= 1, got '2'"):
+        load_run(str(newer))
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused(run_dir, tmp_path, corpus):
+    newer = copy_run(run_dir, tmp_path)
+    arrays, meta = load_checkpoint(newer / LATEST)
+    save_checkpoint(newer / LATEST, arrays, {**meta, "format_version": FORMAT_VERSION + 1})
+    with pytest.raises(CheckpointError, match="upgrade fastrnn"):
+        resume_trainer(str(newer), corpus)
+
+
+def test_a_version_1_run_loads_and_resumes_exactly(run_dir, tmp_path, corpus):
+    """Version 1 wrote ``"format": "fastrnn-run-1"`` and no version in its checkpoints."""
+    old = copy_run(run_dir, tmp_path)
+
+    def as_version_1(document):
+        del document["format_version"]
+        document["format"] = "fastrnn-run-1"
+    edit_config(old, as_version_1)
+    for name in os.listdir(old):
+        if name.endswith(".npz"):
+            arrays, meta = load_checkpoint(old / name)
+            del meta["format_version"], meta["format"]
+            save_checkpoint(old / name, arrays, meta)
+    current = copy_run(run_dir, tmp_path, "current")
+    resume(str(old), epochs=2, corpus=corpus, progress=False)
+    resume(str(current), epochs=2, corpus=corpus, progress=False)
+    resumed, current = load_run(str(old), "latest").model, load_run(str(current), "latest").model
+    for name, value in current.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+
+
+def test_a_setting_missing_from_the_run_is_an_error_not_a_default(run_dir, tmp_path):
+    partial = copy_run(run_dir, tmp_path)
+    edit_config(partial, lambda document: document["training"].pop("clip"))
+    with pytest.raises(RunError, match=r"the setting training\.clip is missing"):
+        load_run(str(partial))
+
+
+# --------------------------------------------------------------------------------------------
+# The README's Python API
+# --------------------------------------------------------------------------------------------
+
+def test_the_readmes_python_api_example_runs(tmp_path, monkeypatch):
+    with open(README, encoding="utf-8") as stream:
+        blocks = re.findall(r"```python\n(.*?)```", stream.read(), flags=re.S)
+    examples = [block for block in blocks if "from fastrnn.lm import" in block]
+    assert examples, "README.md: no Python example of fastrnn.lm"
+    monkeypatch.chdir(tmp_path)
+    for example in examples:
+        for name in set(re.findall(r"[\w./-]+\.txt", example)):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            # Every letter, so that any start text of the example is in the vocabulary.
+            letters = string.ascii_letters + string.digits + string.punctuation + " \n"
+            (tmp_path / name).write_text(rhyme(lines=400) + letters * 5, encoding="utf-8")
+        exec(compile(example, "README.md", "exec"), {})
