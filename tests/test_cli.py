@@ -185,3 +185,39 @@ def test_generate_into_a_closed_pipe_stops_quietly(word_run):
     reader.stdout.close()  # like `| head -c 20`
     assert reader.wait(timeout=120) == 0
     assert reader.stderr.read() == b""
+
+
+def test_version(capsys):
+    import fastrnn
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"fastrnn {fastrnn.__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--hidden", "abc"], "--hidden: expected an integer >= 1, got abc"),
+    (["train", "--hidden", "2.5"], "--hidden: expected an integer >= 1, got 2.5"),
+    (["train", "--lr", "0"], "--lr: expected a learning rate > 0, got 0"),
+    (["train", "--val-fraction", "0.7"],
+     "--val-fraction: expected a fraction in (0, 0.5], got 0.7"),
+    (["train", "--time-budget", "nan"], "--time-budget: expected a number of seconds > 0"),
+    (["train", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["train", "--log-every", "0"], "--log-every: expected a number of seconds > 0, got 0"),
+    (["generate", "run", "--top-k", "-3"], "--top-k: expected an integer >= 0 (0 = all), got -3"),
+])
+def test_options_are_checked_by_the_configurations_own_rules(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_without_a_terminal_training_prints_progress_lines(tmp_path, capsys):
+    text = story(tmp_path / "story.txt")
+    argv = ["train", str(text), "--epochs", "1", "--out", str(tmp_path / "run"),
+            *[option for option in TINY if option != "--quiet"], "--log-every", "1e-9"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "step 1/" in err and "tok/s" in err and "loss " in err

@@ -16,8 +16,10 @@ import sys
 
 from tqdm.auto import tqdm
 
-from . import lm
+from . import __version__, lm, sampling
+from ._checks import FLOAT_NAMES, ArgumentError
 from .checkpoint import CheckpointError
+from .lm.progress import check_log_every
 from .text import TextError
 
 # The options' defaults are the configuration classes' own.  The parser's
@@ -34,46 +36,27 @@ _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _ERRORS = (TextError, CheckpointError, lm.RunError, ValueError, OSError)
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+def _checked(parse, check):
+    """An argparse ``type``: ``parse`` the text, then ``check`` the value with the
+    library's own validator, whose ArgumentError becomes argparse's error for the
+    option (usage, exit status 2).  A text that does not parse is checked as it is,
+    so that the message says what was expected all the same."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        try:
+            check(value)
+        except ArgumentError as err:
+            raise argparse.ArgumentTypeError(f"expected {err.expected}, got {text}") from None
+        return value
+    return convert
 
 
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _probability(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text}")
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0.0 < value <= 0.5:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 0.5], got {text}")
-    return value
+def _setting(config, name, parse):
+    """The argparse ``type`` of an option that sets field ``name`` of ``config``."""
+    return _checked(parse, lambda value: config.check_field(name, value))
 
 
 def build_parser():
@@ -82,6 +65,7 @@ def build_parser():
         "fast on a CPU, and generate text from them.",
         epilog="Start with: fastrnn train   (built-in English corpus), then "
                "fastrnn generate RUN_DIR.")
+    parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser(
@@ -96,41 +80,43 @@ def build_parser():
                       help="word level: 'words' keeps punctuation and line breaks as tokens; "
                            "'notebook' lowercases and splits on spaces and newlines "
                            + _default("tokenizer"))
-    text.add_argument("--min-count", type=_positive_int,
+    text.add_argument("--min-count", type=_setting(lm.TextConfig, "min_count", int),
                       help="'words' tokenizer: rarer words become <unk> " + _default("min_count"))
     text.add_argument("--encoding", help="encoding of the text files " + _default("encoding"))
     model = train.add_argument_group("model")
-    model.add_argument("--cell", choices=("lstm", "rnn"),
+    model.add_argument("--cell", choices=lm.config.CELLS,
                        help="recurrent cell " + _default("cell"))
-    model.add_argument("--layers", type=_positive_int,
+    model.add_argument("--layers", type=_setting(lm.ModelConfig, "layers", int),
                        help="stacked recurrent layers " + _default("layers"))
-    model.add_argument("--embedding", type=_positive_int,
+    model.add_argument("--embedding", type=_setting(lm.ModelConfig, "embedding", int),
                        help="token embedding size " + _default("embedding"))
-    model.add_argument("--hidden", type=_positive_int,
+    model.add_argument("--hidden", type=_setting(lm.ModelConfig, "hidden", int),
                        help="hidden units per layer " + _default("hidden"))
-    model.add_argument("--dropout", type=_probability,
+    model.add_argument("--dropout", type=_setting(lm.ModelConfig, "dropout", float),
                        help="dropout between layers " + _default("dropout"))
-    model.add_argument("--dtype", choices=("float32", "float64"),
+    model.add_argument("--dtype", choices=FLOAT_NAMES,
                        help="precision " + _default("dtype"))
     training = train.add_argument_group("training")
-    training.add_argument("--seq-len", type=_positive_int,
+    training.add_argument("--seq-len", type=_setting(lm.TrainConfig, "seq_len", int),
                           help="tokens per window of truncated backpropagation "
                           + _default("seq_len"))
-    training.add_argument("--batch-size", type=_positive_int,
+    training.add_argument("--batch-size", type=_setting(lm.TrainConfig, "batch_size", int),
                           help="parallel streams of the text " + _default("batch_size"))
-    training.add_argument("--epochs", type=_positive_int,
+    training.add_argument("--epochs", type=_setting(lm.TrainConfig, "epochs", int),
                           help="passes over the text (no time budget unless one is given)")
-    training.add_argument("--time-budget", type=_positive_float, metavar="SECONDS",
+    training.add_argument("--time-budget", type=_setting(lm.TrainConfig, "time_budget", float),
+                          metavar="SECONDS",
                           help=f"stop after this much training time "
                                f"[{_DEFAULTS['time_budget']:g} when --epochs is not given]")
-    training.add_argument("--lr", type=_positive_float,
+    training.add_argument("--lr", type=_setting(lm.TrainConfig, "lr", float),
                           help="Adam learning rate " + _default("lr"))
-    training.add_argument("--clip", type=_non_negative_float,
+    training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
-    training.add_argument("--val-fraction", type=_fraction,
+    training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),
                           help="share of the text, at its end, held out for validation "
                           + _default("val_fraction"))
-    training.add_argument("--seed", type=_non_negative_int, help="random seed " + _default("seed"))
+    training.add_argument("--seed", type=_setting(lm.TrainConfig, "seed", int),
+                          help="random seed " + _default("seed"))
     output = train.add_argument_group("output")
     output.add_argument("--out", metavar="RUN_DIR",
                         help="run directory [runs/<date-time>]")
@@ -138,6 +124,9 @@ def build_parser():
                         help="continue the run in --out from its latest checkpoint "
                              "(--epochs and --time-budget may be raised)")
     output.add_argument("--quiet", action="store_true", help="no progress bar, no epoch lines")
+    output.add_argument("--log-every", type=_checked(float, check_log_every), default=30.0,
+                        metavar="SECONDS", help="without a terminal, a progress line every "
+                        "SECONDS instead of the bar [30]")
 
     generate = commands.add_parser(
         "generate", help="generate text from a trained run",
@@ -145,15 +134,17 @@ def build_parser():
     generate.add_argument("run_dir", metavar="RUN_DIR")
     generate.add_argument("--start", default="", help="text to start from, in the model's "
                           "tokens (default: the start of a line)")
-    generate.add_argument("--length", type=_non_negative_int,
+    generate.add_argument("--length", type=_checked(int, sampling.check_length),
                           help="tokens to generate [500 characters or 100 words]")
-    generate.add_argument("--temperature", type=_non_negative_float, default=0.8,
+    generate.add_argument("--temperature", type=_checked(float, sampling.check_temperature),
+                          default=0.8,
                           help="sampling temperature; lower is more conservative [0.8]")
-    generate.add_argument("--top-k", type=_non_negative_int, default=0,
+    generate.add_argument("--top-k", type=_checked(int, sampling.check_top_k), default=0,
                           help="sample among the k most likely tokens, 0 = all [0]")
     generate.add_argument("--greedy", action="store_true",
                           help="always take the most likely token (temperature 0)")
-    generate.add_argument("--seed", type=_non_negative_int, help="seed of the draws [random]")
+    generate.add_argument("--seed", type=_setting(lm.TrainConfig, "seed", int),
+                          help="seed of the draws [random]")
     generate.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                           help="which checkpoint [best]")
 
@@ -243,7 +234,8 @@ def _train(parser, args):
               f"vocabulary {len(corpus.vocab):,}; {model.parameter_count():,} parameters; "
               f"at most {limit}\nrun directory: {run_dir}", flush=True)
     result = lm.train(model, corpus, train_config, run_dir,
-                      None if args.quiet else _print_epoch, progress=False if args.quiet else None)
+                      None if args.quiet else _print_epoch, progress=False if args.quiet else None,
+                      log_every=args.log_every)
     return _finish(run_dir, result, args.quiet)
 
 
@@ -260,7 +252,8 @@ def _resume(parser, args):
     if not args.quiet:
         print(f"resuming {args.out}", flush=True)
     result = lm.resume(args.out, args.epochs, args.time_budget,
-                       None if args.quiet else _print_epoch, progress=False if args.quiet else None)
+                       None if args.quiet else _print_epoch, progress=False if args.quiet else None,
+                       log_every=args.log_every)
     return _finish(args.out, result, args.quiet)
 
 
