@@ -11,7 +11,8 @@ from fastrnn.lm.progress import Progress, compiling
 def test_slow_compilation_is_announced_and_timed(capsys):
     assert compiling(lambda: time.sleep(0.3) or "done", note_after=0.05) == "done"
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "compiling kernels (first run only; cached afterwards) ..."
+    assert lines[0] == ("compiling kernels, or loading them from Numba's cache (only a first "
+                        "run compiles) ...")
     assert lines[1].startswith("kernels ready in 0.")
     assert lines[1].endswith(" s; the time budget starts now") and len(lines) == 2
 

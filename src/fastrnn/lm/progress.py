@@ -12,7 +12,7 @@ from .._checks import is_number, require
 
 __all__ = ["Progress", "check_log_every", "clock", "compiling"]
 
-COMPILE_NOTE_AFTER = 2.0  # seconds: loading compiled kernels from Numba's cache takes less
+COMPILE_NOTE_AFTER = 2.0  # seconds: loading the kernels from Numba's cache usually takes less
 
 
 def clock(seconds):
@@ -71,26 +71,28 @@ class Progress:
 
 def compiling(work, enabled=True, note_after=COMPILE_NOTE_AFTER):
     """Run ``work()`` (the first calls of the kernels) and return its result; when it
-    takes longer than ``note_after`` seconds (compilation: on a first run, or after
-    the kernels changed), say so on stderr while it runs and how long it took after.
-    Nothing is said when ``enabled`` is False."""
+    takes longer than ``note_after`` seconds, say so on stderr while it runs and how
+    long it took after.  Compiling takes a minute or more (on a first run, or after
+    the kernels changed); loading from the cache a second or two, more on a busy
+    machine, so the note names both.  Nothing is said when ``enabled`` is False."""
     start = time.perf_counter()
     noted = threading.Event()
 
     def note():
-        print("compiling kernels (first run only; cached afterwards) ...", file=_stream(),
-              flush=True)
+        print("compiling kernels, or loading them from Numba's cache (only a first run "
+              "compiles) ...", file=_stream(), flush=True)
         noted.set()
 
     timer = threading.Timer(note_after, note)
     if enabled:
         timer.start()
     try:
-        return work()
+        result = work()
     finally:
         timer.cancel()
         if enabled:
-            timer.join()
-        if noted.is_set():
-            print(f"kernels ready in {time.perf_counter() - start:.1f} s; the time budget starts "
-                  "now", file=_stream(), flush=True)
+            timer.join()  # a note being printed is finished before the next line
+    if noted.is_set():
+        print(f"kernels ready in {time.perf_counter() - start:.1f} s; the time budget starts now",
+              file=_stream(), flush=True)
+    return result
