@@ -1,6 +1,12 @@
 """The decorators every kernel is compiled with.
 
 * ``cache=True``: machine code is kept on disk, so a new process does not recompile.
+  The entries are keyed on every source under ``fastrnn/kernels`` and the package
+  version (:mod:`._cache`), so an edit to a helper in another file (``activations``,
+  ``simd``, ``packed``) or to a threshold recompiles the kernels that use it; the
+  files go where Numba would put them (``NUMBA_CACHE_DIR`` if set, else
+  ``__pycache__``, else the user-wide cache directory).  ``FASTRNN_NO_CACHE=1``
+  compiles without the disk cache (no files read or written).
 * ``error_model="numpy"``: float division by zero gives inf/nan instead of raising;
   Python's model puts a branch on every division, which stops LLVM from
   vectorising the gate loops (measured: no SIMD at all with the default).
@@ -17,7 +23,7 @@ depend on the block count only through the summation order of the weight gradien
 
 import types
 
-from numba import njit
+from ._cache import jit
 
 JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
@@ -26,8 +32,8 @@ def kernel(fn=None, **options):
     """Compile ``fn`` with the package's JIT options (``@kernel`` or ``@kernel(...)``)."""
     merged = {**JIT_OPTIONS, **options}
     if fn is None:
-        return njit(**merged)
-    return njit(**merged)(fn)
+        return lambda f: jit(f, merged)
+    return jit(fn, merged)
 
 
 def _renamed(fn, suffix):
