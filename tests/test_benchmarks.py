@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -25,6 +26,14 @@ def load(path):
     return module
 
 
+def load_suite(path):
+    """A module of the asv suites as asv imports it: ``benchmarks.<name>``, with
+    asv_bench on the path (the suites import their warm-up from the package)."""
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    return importlib.import_module(f"benchmarks.{path.stem}")
+
+
 def benchmark_classes(module):
     return [obj for name, obj in vars(module).items()
             if inspect.isclass(obj) and not name.startswith("_") and obj.__module__ == module.__name__]
@@ -33,7 +42,7 @@ def benchmark_classes(module):
 def test_there_are_benchmarks_of_every_kind():
     names = set()
     for path in BENCH_MODULES:
-        module = load(path)
+        module = load_suite(path)
         names |= {n for n in vars(module) if n.startswith("timeraw_")}
         for cls in benchmark_classes(module):
             names |= {n for n in dir(cls) if n.startswith(("time_", "peakmem_"))}
@@ -43,7 +52,7 @@ def test_there_are_benchmarks_of_every_kind():
 
 @pytest.mark.parametrize("path", BENCH_MODULES, ids=lambda p: p.stem)
 def test_every_benchmark_runs_at_its_smallest_parameters(path):
-    module = load(path)
+    module = load_suite(path)
     ran = 0
     for cls in benchmark_classes(module):
         params = [values[0] for values in cls.params] if hasattr(cls, "params") else []
@@ -60,6 +69,61 @@ def test_every_benchmark_runs_at_its_smallest_parameters(path):
             assert result.returncode == 0, result.stderr
             ran += 1
     assert ran > 0
+
+
+def test_asv_compiles_before_any_benchmark_under_a_timeout_of_its_own():
+    """A first asv run in a fresh environment compiles every kernel: each suite
+    module's ``setup_cache`` does it (asv runs that once, before the module's
+    benchmarks, with its own timeout), so that no benchmark's 60 s timeout
+    counts a cold compile.  Checked with asv's own discovery."""
+    discovery = pytest.importorskip("asv_runner.discovery")
+    package = load_suite(BENCH_MODULES[0]).__package__
+    warm_up_timeout = sys.modules[package].WARM_UP_TIMEOUT
+    assert warm_up_timeout >= 600
+    found = list(discovery.disc_benchmarks(str(BENCH_DIR / "benchmarks")))
+    assert {b.name.split(".")[0] for b in found} == {p.stem for p in BENCH_MODULES}
+    for bench in found:
+        module = bench.name.split(".")[0]
+        assert bench.setup_cache_key is not None, bench.name
+        assert bench.setup_cache_key.startswith(f"{module}:"), (bench.name, bench.setup_cache_key)
+        assert bench.setup_cache_timeout == warm_up_timeout, bench.name
+        assert bench.timeout is None, bench.name  # asv's default, which the compile must not count against
+
+
+def test_warm_up_runs_every_setup_at_every_parameter_and_every_timeraw_code():
+    package = sys.modules[load_suite(BENCH_MODULES[0]).__package__]
+    module = types.ModuleType("fake_suite")
+    calls = []
+
+    class Grid:
+        params = ([1, 2], ["a", "b", "c"])
+
+        def setup(self, n, s):
+            calls.append((n, s))
+
+    class Plain:
+        def setup(self):
+            calls.append("plain")
+
+    class _Base:
+        params = ([0],)
+
+        def setup(self, n):
+            raise AssertionError("a private base class is not a benchmark")
+
+    for cls in (Grid, Plain, _Base):
+        cls.__module__ = module.__name__
+        setattr(module, cls.__name__, cls)
+    record = f"import {__name__} as t; t.TIMERAW_RAN.append(__name__)"
+    module.timeraw_statement = lambda: record
+    module.timeraw_with_setup = lambda: ("x = 1", record)  # (statement, setup)
+    TIMERAW_RAN.clear()
+    package.warm_up(module)
+    assert calls == [(1, "a"), (1, "b"), (1, "c"), (2, "a"), (2, "b"), (2, "c"), "plain"]
+    assert TIMERAW_RAN == ["__warm_up__", "__warm_up__"]
+
+
+TIMERAW_RAN = []
 
 
 def test_comparison_pieces_on_a_tiny_problem():

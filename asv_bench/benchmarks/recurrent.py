@@ -1,14 +1,27 @@
 """One recurrent layer: forward, and forward + backward, over sizes and dtypes;
 and the per-step recurrent GEMM, OpenBLAS against packed weights."""
 
+import sys
+
 import numpy as np
 from numba import njit
 
 from fastrnn.kernels.packed import pack_panels, packed_product
 from fastrnn.layer_utils import LSTM, VanillaRNN
 
+from . import WARM_UP_TIMEOUT, warm_up
+
 SIZES = ["10x50x10x20", "32x100x64x128", "64x100x256x256"]  # N x T x D x H
 DTYPES = ["float64", "float32"]
+
+
+def setup_cache():
+    """Compile this module's kernels before its benchmarks, under a timeout of
+    their own (see the package docstring)."""
+    warm_up(sys.modules[__name__])
+
+
+setup_cache.timeout = WARM_UP_TIMEOUT
 
 
 class _Recurrent:
