@@ -32,9 +32,9 @@ import types
 
 # Seconds for one module's warm-up.  It has no result to time, so its timeout
 # only stops a hang: generous, because a cold compile of everything a suite uses
-# is long on a slow, shared host (on a 2-core VM running other builds, over 20
-# minutes for language_model's; the LSTM alone 5 minutes).  asv's default per
-# benchmark, which the compile must not count against, is 60 s.
+# is long on a slow, shared host: 17 minutes for language_model's in a first asv
+# run on a 2-core VM running other builds (load average 6-10).  asv's default
+# per benchmark, which the compile must not count against, is 60 s.
 WARM_UP_TIMEOUT = 3600
 
 
