@@ -26,9 +26,10 @@ Memory (peak, beyond the interpreter and numpy): the char level holds one chunk 
 a time, ~15 bytes per byte of ASCII text (its bytes, str, code points and numpy's
 int64 copy for counting): ~60 MB with the default 4 MiB chunks, whatever the
 text's size.  The word level holds one chunk's tokens (~25 MB with the default
-1 MiB chunks) plus the table of distinct words, ~125 bytes per distinct word of
-4-12 letters (measured with tracemalloc, see the tests); ``max_vocab`` bounds the
-vocabulary (and so the model), not that table, which exact counts need.
+1 MiB chunks) plus the table of distinct words, ~140 bytes per distinct word of
+4-12 letters (measured, see the tests: the str, its hashes, the hash table); then
+the vocabulary holds the kept ones again (a dict: ~100 bytes each).  ``max_vocab``
+bounds the vocabulary (and so the model), not that table, which exact counts need.
 """
 
 import datetime
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._store_kernels import CODE_POINTS, WordsTable, count, lookup
 from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunks,
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
@@ -115,12 +117,26 @@ def _build_vocabulary(tokens, counts, min_count, max_vocab):
     return Vocabulary(([UNKNOWN] if has_unknown else []) + kept, has_unknown)
 
 
-class _ProvisionalIds(dict):
-    """Word -> provisional id in order of first appearance; a new word gets the next id."""
+class _DictTable(dict):
+    """Token -> provisional id in order of first appearance, for any tokenizer (the
+    compiled :class:`WordsTable` does the same for 'words', faster)."""
 
-    def __missing__(self, word):
-        value = self[word] = len(self)
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.split = tokenizer.split
+
+    def __missing__(self, token):
+        value = self[token] = len(self)
         return value
+
+    @property
+    def tokens(self):
+        return list(self)
+
+    def ids(self, text, codes=None):
+        """Provisional ids (n_tokens,) uint32 of the tokens of ``text``."""
+        tokens = self.split(text)
+        return np.fromiter(map(self.__getitem__, tokens), np.uint32, len(tokens))
 
 
 def _segments(pieces, head_end):
@@ -142,9 +158,14 @@ def _segments(pieces, head_end):
 
 
 def _code_points(text):
-    """The code points of ``text``: (n,) uint8 for ASCII text (a copy of its bytes), else uint32."""
+    """The code points of ``text``, (n,): uint8 for ASCII text, uint16 when all are in
+    the Basic Multilingual Plane, else uint32 (encoding to UTF-16 is ~8x faster than
+    to UTF-32, and it has one unit per character exactly when no pair is needed)."""
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), np.uint8)
+    units = text.encode("utf-16-le")
+    if len(units) == 2 * len(text):
+        return np.frombuffer(units, np.uint16)
     return np.frombuffer(text.encode("utf-32-le"), np.uint32)
 
 
@@ -162,22 +183,13 @@ class _Writer:
         self.count += len(ids)
 
 
-def _add_counts(total, counts):
-    """``total + counts`` for count arrays indexed by code point, of any lengths."""
-    if len(counts) > len(total):
-        total, counts = counts, total
-    total = total.copy()
-    total[:len(counts)] += counts
-    return total
-
-
 class _CharPasses:
     """Char level.  Pass 1 counts the code points of each file; pass 2 reads the
     files again and maps code points to ids through a lookup table, vectorised."""
 
     def __init__(self, read, settings, work):
         self.read, self.work = read, work
-        self.counts = np.zeros(0, np.int64)  # (highest code point + 1,)
+        self.counts = np.zeros(CODE_POINTS, np.int64)  # 8.9 MB
 
     def mark(self):
         return None
@@ -186,17 +198,18 @@ class _CharPasses:
         """Nothing to undo: a file's counts are added once it has been read whole."""
 
     def consume(self, path, on_bytes, joined):
-        counts = np.bincount([ord("\n")]) if joined else np.zeros(0, np.int64)
+        counts = np.zeros(CODE_POINTS, np.int64)
+        counts[ord("\n")] = joined  # the newline joining the files
         for text in self.read(path, "count", on_bytes):
-            counts = _add_counts(counts, np.bincount(_code_points(text)))
-        self.counts = _add_counts(self.counts, counts)
+            count(_code_points(text), counts)
+        self.counts += counts
 
     def encode(self, paths):
         """(vocabulary, _Writer of ``ids.bin``) after pass 2 over ``paths``."""
         present = np.flatnonzero(self.counts)
         vocab = _build_vocabulary([chr(c) for c in present], self.counts[present], 1, None)
         dtype = _id_dtype(len(vocab))
-        table = np.zeros(len(self.counts), dtype)
+        table = np.zeros(CODE_POINTS, dtype)
         table[[ord(t) for t in vocab.tokens]] = np.arange(len(vocab))
         writer = _Writer(self.work / IDS, dtype)
         with writer.stream:
@@ -204,7 +217,8 @@ class _CharPasses:
                 if i:
                     writer.write(table[[ord("\n")]])
                 for text in self.read(path, "encode"):
-                    writer.write(table[_code_points(text)])
+                    codes = _code_points(text)
+                    writer.write(lookup(codes, table, np.empty(len(codes), dtype)))
         return vocab, writer
 
 
@@ -217,7 +231,8 @@ class _WordPasses:
     def __init__(self, read, settings, work):
         self.read, self.work, self.settings = read, work, settings
         self.tokenizer = get_tokenizer(settings["level"], settings["tokenizer"])
-        self.provisional = _ProvisionalIds()
+        self.words = self.tokenizer.name == "words"
+        self.provisional = WordsTable() if self.words else _DictTable(self.tokenizer)
         self.scratch = open(work / _PROVISIONAL, "w+b")
 
     def mark(self):
@@ -229,16 +244,15 @@ class _WordPasses:
         self.scratch.seek(mark)
         self.scratch.truncate()
 
-    def _write(self, tokens):
-        ids = np.fromiter(map(self.provisional.__getitem__, tokens), np.uint32, len(tokens))
-        self.scratch.write(memoryview(ids).cast("B"))
+    def _write(self, text):
+        codes = _code_points(text) if self.words else None
+        self.scratch.write(memoryview(self.provisional.ids(text, codes)).cast("B"))
 
     def consume(self, path, on_bytes, joined):
-        notebook = self.tokenizer.name == "notebook"
-        if joined and not notebook:
-            self._write(["\n"])  # files are joined by "\n": a token, except for 'notebook'
-        for segment in _segments(self.read(path, "count", on_bytes), 0 if notebook else 1):
-            self._write(self.tokenizer.split(segment))
+        if joined and self.words:
+            self._write("\n")  # files are joined by "\n": a token, except for 'notebook'
+        for segment in _segments(self.read(path, "count", on_bytes), int(self.words)):
+            self._write(segment)
 
     def _blocks(self):
         """The scratch file's provisional ids, (<= _REMAP_IDS,) uint32 blocks."""
@@ -253,18 +267,19 @@ class _WordPasses:
             n_distinct = len(self.provisional)
             counts = np.zeros(n_distinct, np.int64)
             for ids in self._blocks():
-                counts += np.bincount(ids, minlength=n_distinct)
-            vocab = _build_vocabulary(self.provisional, counts, self.settings["min_count"],
+                count(ids, counts)
+            tokens = self.provisional.tokens
+            vocab = _build_vocabulary(tokens, counts, self.settings["min_count"],
                                       self.settings["max_vocab"])
             dtype = _id_dtype(len(vocab))
             index = vocab.index.get
-            table = np.array([index(token, vocab.unknown or 0) for token in self.provisional],
-                             dtype)
+            table = np.array([index(token, vocab.unknown or 0) for token in tokens], dtype)
+            del tokens
             self.provisional = None  # the distinct words are in the vocabulary now
             writer = _Writer(self.work / IDS, dtype)
             with writer.stream:
                 for ids in self._blocks():
-                    writer.write(table[ids])
+                    writer.write(lookup(ids, table, np.empty(len(ids), dtype)))
         (self.work / _PROVISIONAL).unlink()
         return vocab, writer
 
