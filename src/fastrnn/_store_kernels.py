@@ -10,8 +10,7 @@ import functools
 import re
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict, List
+from numba import njit
 
 CODE_POINTS = 0x110000
 _APOSTROPHE, _NEWLINE = ord("'"), ord("\n")
@@ -50,12 +49,15 @@ def character_classes():
 
 
 @njit(cache=True, nogil=True)
-def _words_ids(codes, is_word, is_space, index, checks, ids, firsts):
+def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, firsts):
     """The tokens of ``_WORD_PATTERN`` (``\\w+(?:'\\w+)*|\\n|[^\\w\\s]``) in ``codes``:
-    their provisional ids go to ``ids``; a token not in ``index`` (hash -> id) gets the
-    next id, and its (start, end) in ``codes`` go to ``firsts`` (2 * n_new,).  Returns
-    (n_tokens, n_new), or (-1, 0) on a hash collision (the first hash alone equal)."""
-    n, found_tokens, new, i = codes.shape[0], 0, 0, 0
+    their provisional ids go to ``ids``.  ``keys``/``values``: an open-addressing hash
+    table (first hash -> id, 0 = free slot) with room for every token of ``codes``;
+    ``checks[id]``: the token's second hash; ``known``: ids given so far.  A new token
+    gets id ``known``, and its (start, end) in ``codes`` go to ``firsts`` (2 * n_new,).
+    Returns (n_tokens, n_new), or (-1, 0) on a collision of the first hash alone."""
+    n, mask = codes.shape[0], keys.shape[0] - 1
+    found_tokens, new, i = 0, 0, 0
     while i < n:
         c = codes[i]
         if is_word[c]:
@@ -76,15 +78,19 @@ def _words_ids(codes, is_word, is_space, index, checks, ids, firsts):
         for k in range(i, j):
             h1 = (h1 ^ np.int64(codes[k])) * _FNV_PRIME
             h2 = h2 * 1000003 + np.int64(codes[k]) + 1
-        known = len(index)
-        token = index.setdefault(h1, known)
-        if token < known:
+        if h1 == 0:
+            h1 = 1  # 0 marks a free slot
+        slot = (h1 ^ (h1 >> 32)) & mask
+        while keys[slot] != h1 and keys[slot] != 0:
+            slot = (slot + 1) & mask
+        if keys[slot] == h1:
+            token = values[slot]
             if checks[token] != h2:
                 return -1, 0
         else:
-            checks.append(h2)
-            firsts[2 * new] = i
-            firsts[2 * new + 1] = j
+            token = known + new
+            keys[slot], values[slot], checks[token] = h1, token, h2
+            firsts[2 * new], firsts[2 * new + 1] = i, j
             new += 1
         ids[found_tokens] = token
         found_tokens += 1
@@ -92,27 +98,56 @@ def _words_ids(codes, is_word, is_space, index, checks, ids, firsts):
     return found_tokens, new
 
 
+@njit(cache=True, nogil=True)
+def _rehash(keys, values, new_keys, new_values):
+    mask = new_keys.shape[0] - 1
+    for old in range(keys.shape[0]):
+        h1 = keys[old]
+        if h1 != 0:
+            slot = (h1 ^ (h1 >> 32)) & mask
+            while new_keys[slot] != 0:
+                slot = (slot + 1) & mask
+            new_keys[slot], new_values[slot] = h1, values[old]
+
+
 class WordsTable:
     """Provisional ids of the ``words`` tokenizer's tokens, in order of first appearance.
 
-    ``tokens``: the distinct tokens (str), ``tokens[id]``.  Memory per distinct token:
-    the str, a list slot, and 16 bytes of hashes plus the hash table's slack.
+    ``tokens``: the distinct tokens (str), ``tokens[id]``.  Memory: per distinct token
+    the str, a list slot and 16 bytes of hashes in a table at most half full; and room
+    for a whole chunk of new tokens (~32 bytes per character of the longest chunk).
     """
 
     def __init__(self):
         self.is_word, self.is_space = character_classes()
-        self.index = Dict.empty(key_type=types.int64, value_type=types.int64)
-        self.checks = List.empty_list(types.int64)
+        self.keys, self.values = np.zeros(1 << 10, np.int64), np.zeros(1 << 10, np.int32)
+        self.checks = np.zeros(1 << 9, np.int64)
         self.tokens = []
 
     def __len__(self):
         return len(self.tokens)
 
+    def _reserve(self, new_tokens):
+        """Room for ``new_tokens`` more, the hash table kept at most half full."""
+        needed = len(self.tokens) + new_tokens
+        if 2 * needed > len(self.keys):
+            size = len(self.keys)
+            while 2 * needed > size:
+                size *= 2
+            keys, values = np.zeros(size, np.int64), np.zeros(size, np.int32)
+            _rehash(self.keys, self.values, keys, values)
+            self.keys, self.values = keys, values
+        if needed > len(self.checks):
+            checks = np.zeros(len(self.keys) // 2, np.int64)
+            checks[:len(self.tokens)] = self.checks[:len(self.tokens)]
+            self.checks = checks
+
     def ids(self, text, codes):
         """Provisional ids (n_tokens,) uint32 of ``text`` (str) whose code points are ``codes``."""
+        self._reserve(len(codes))
         ids, firsts = np.empty(len(codes), np.uint32), np.empty(2 * len(codes), np.int32)
-        found, new = _words_ids(codes, self.is_word, self.is_space, self.index, self.checks,
-                                ids, firsts)
+        found, new = _words_ids(codes, self.is_word, self.is_space, self.keys, self.values,
+                                self.checks, len(self.tokens), ids, firsts)
         if found < 0:
             raise RuntimeError("two distinct tokens have the same 128-bit hash; please report")
         self.tokens.extend(text[start:end] for start, end in firsts[:2 * new].reshape(-1, 2).tolist())

@@ -23,13 +23,13 @@ Default cache directory: ``$FASTRNN_CACHE_DIR`` if set, else
 takes ``cache_dir`` to override it.
 
 Memory (peak, beyond the interpreter and numpy): the char level holds one chunk at
-a time, ~15 bytes per byte of ASCII text (its bytes, str, code points and numpy's
-int64 copy for counting): ~60 MB with the default 4 MiB chunks, whatever the
-text's size.  The word level holds one chunk's tokens (~25 MB with the default
-1 MiB chunks) plus the table of distinct words, ~140 bytes per distinct word of
-4-12 letters (measured, see the tests: the str, its hashes, the hash table); then
-the vocabulary holds the kept ones again (a dict: ~100 bytes each).  ``max_vocab``
-bounds the vocabulary (and so the model), not that table, which exact counts need.
+a time (its bytes, str, code points and ids) and two 8.9 MB tables of counts per
+code point: ~45 MB measured with the default 4 MiB chunks, whatever the text's size.  The word level holds one chunk and room for as many new tokens in
+its hash table (~20 MB with the default 256 KiB chunks) plus the distinct tokens,
+~165 bytes per distinct word (measured on 300,000 words of 4-12 letters, see the
+tests: the str, its two hashes, the table's slack); then the vocabulary holds the kept ones again (a
+dict, ~100 bytes each).  ``max_vocab`` bounds the vocabulary (and so the model), not
+the table of distinct tokens, which exact counts need.
 """
 
 import datetime
@@ -57,10 +57,11 @@ IDS, VOCAB, META = "ids.bin", "vocab.json", "store.json"
 _PROVISIONAL = "provisional.u32"
 _TMP_PREFIX = ".tmp-"
 _STORE_FILES = frozenset((IDS, VOCAB, META, _PROVISIONAL))
-# Chunk sizes: the char level turns a chunk into code points (4 bytes each) and ids;
-# the word level into a list of str tokens, ~60 bytes per byte of text, hence smaller.
+# Chunk sizes: the char level turns a chunk into code points and ids (~15 bytes per
+# byte of text); the word level keeps room for a whole chunk of new tokens in its
+# hash table (~60 bytes per byte of text), hence smaller chunks.
 CHAR_CHUNK_BYTES = 1 << 22
-WORD_CHUNK_BYTES = 1 << 20
+WORD_CHUNK_BYTES = 1 << 18
 _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's second pass
 
 
@@ -366,8 +367,10 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     'words' tokenizer only): the most frequent, ties in lexicographic order;
     cache_dir: see :func:`default_cache_dir`; on_bad_file: a file that is not text is
     an error ('error') or left out with a SkippedFileWarning ('skip'); progress:
-    ``progress(phase, done, total)`` with phase 'count' or 'encode', ``done`` and
-    ``total`` bytes of text; chunk_bytes: bytes of text read at a time (memory).
+    ``progress(phase, done, total)``, called per chunk, with ``done`` and ``total``
+    bytes of text: phase 'count' (the first pass), then at char level 'encode' (the
+    second; the word level's reads ids, not text, and takes a few seconds per GB);
+    chunk_bytes: bytes of text read at a time (memory).
 
     A store already in the cache for the same sources (paths, sizes, modification
     times) and settings is reused after a cheap check of its sources; a damaged one
