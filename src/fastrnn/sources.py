@@ -13,7 +13,9 @@ Which files of a directory count as text: every regular file, at any depth, whos
 name and whose directories' names do not start with ``.`` (hidden files, ``.git``),
 and whose first :data:`SNIFF_BYTES` bytes hold no NUL byte and are valid in the
 encoding.  The other files are skipped with a :class:`SkippedFileWarning` naming
-them.  A file named explicitly is always used (and an error if it is not text).
+them.  A file named explicitly is always used; if it is not text, ``prepare``
+stops with an error naming it and the byte offset, or skips it with a warning
+(its ``on_bad_file``).
 """
 
 import codecs
