@@ -320,3 +320,16 @@ def test_ranges_per_run_line_names_each_missed_target():
     assert table[3].startswith("| B | 14.5x (1000 us) |")
     assert "| 1.00x 1.5 / 1.00x 1.5 |" in table[3]
     assert table[3].endswith("generation char 49,000 tokens/s |")
+
+
+def test_prepare_throughput_script_on_a_small_text(tmp_path, capsys):
+    """``prepare_throughput.py`` generates its text, prepares it in a fresh process and
+    reports throughput and anonymous memory (figures from the run, not checked here)."""
+    script = load(BENCH_DIR / "prepare_throughput.py")
+    figures = script.main(["--size-mb", "0.3", "--level", "word", "--dir", str(tmp_path)])
+    text = (tmp_path / "generated-0.3mb.txt").read_text(encoding="ascii")
+    assert len(text) == 300_000 and text.count("\n") > 1000
+    assert figures["text_bytes"] == 300_000 and figures["n_tokens"] > 50_000
+    assert figures["mb_per_s"] > 0 and figures["peak_anon_mb"] >= figures["baseline_anon_mb"] > 0
+    out = capsys.readouterr().out
+    assert "throughput:" in out and "anonymous memory: peak" in out
