@@ -98,13 +98,6 @@ def transposed_copy(a):
     return out
 
 
-# How a recurrent kernel computes each step's product with Wh (forward) or Wh^T
-# (backward): its ``form`` argument.  ``vanilla.py`` adds a fourth, FUSED_STEPS.
-BLAS_STEPS = 0    # one BLAS call per step, on the weights as they are
-PACKED_STEPS = 1  # on the weights packed once per call (packed.packed_product)
-NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_product)
-
-
 # Compiled once, not inlined: it runs once per call, and inlined, every kernel and
 # time loop compiled the packing code of all three forms.  (step_product and
 # narrow_product stay inlined: they run at every step.)
@@ -170,8 +163,7 @@ def step_product(rows, w, w_panels, out, form):
     ``step_weights`` gives it for ``form``: one pass over the panels packed once
     before the loop (:mod:`.packed`; w not read), or one BLAS call (w_panels not
     read).  Narrow panels write whole panels: out is then (R, P * NR), its
-    columns past B's 0.  ``fastrnn.layer_utils`` chooses the form from
-    whole-layer timings."""
+    columns past B's 0.  :func:`.dispatch.choose_form` chooses the form."""
     if form == NARROW_STEPS:
         narrow_product(rows, w_panels, out)
     elif form == PACKED_STEPS:

@@ -48,9 +48,9 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     state, and the weight gradient's Hprev, is one slice); tanh_c (T * N * H,)
     tanh(c_1)..tanh(c_T).  Writes h_out (N, T, H), the hidden states h_1..h_T
     batch-major (the result), and c_last (N, H) = c_T.
-    ``form``: how each step's h_{t-1} Wh runs, ``blocked.BLAS_STEPS``,
-    ``PACKED_STEPS`` or ``NARROW_STEPS`` (narrow panels, which must cover 4H
-    exactly; see :func:`.blocked.step_product`).
+    ``form``: how each step's h_{t-1} Wh runs, an int of
+    :class:`.dispatch.StepForm`: BLAS, PACKED or NARROW (narrow panels, which
+    must cover 4H exactly; see :func:`.blocked.step_product`).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
