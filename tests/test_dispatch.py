@@ -97,3 +97,20 @@ def test_bad_names_are_refused():
         with force_form(7):
             pass
 
+
+def test_the_tuning_script_times_every_form(capsys):
+    """asv_bench/tune_forms.py on a tiny layer: a row per form, each with what ran."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "asv_bench"))
+    import tune_forms
+
+    tune_forms.main(["--cell", "rnn", "--dtype", "float32", "--size", "2x3x2x4",
+                     "--seconds", "0.05"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert sorted(rows) == sorted(form.name for form in StepForm)
+    assert "FUSED, BLAS" in rows["FUSED"], "FUSED is a forward form: the backward runs BLAS"
+    assert "NARROW, NARROW" in rows["NARROW"]
+    assert sum(line.rstrip().endswith("*") for line in lines[2:]) >= 1, "the rules' choice"

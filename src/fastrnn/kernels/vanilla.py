@@ -111,9 +111,9 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels
     the weight gradients) and runs ``packed_affine`` (``narrow_affine``) on them
     and on h_{t-1}, into a block padded to whole panels (every store a whole
     vector), then tanh: row by row over the H real columns where there is
-    padding (measured, float32 H=20: 19.6 us a forward against 21.3 for tanh
-    over the padded rows), over the whole block where rows end in part of a
-    vector (see below).
+    padding (cheaper than tanh over the padded rows), over the whole block
+    where rows end in part of a vector (see below and
+    docs/tuning.md#fused-tanh-pass).
     """
     N, T, H = h_out.shape
     D = x.shape[2]
@@ -137,12 +137,10 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels
             packed_affine(x_p[t], h_p[t], panels, bias_panels, pre)
         if pre.shape[1] == H and H % vector_lanes(pre) != 0:
             # No padding, but rows that end in part of a vector: tanh as one
-            # vectorised pass over the contiguous block, then the rows' copies.
-            # Measured, float64 H = 20 on narrow panels: 30.0 us a forward
-            # against 37.9 row by row, whose last 4 columns run scalar.  Rows of
-            # whole vectors stay row by row (one pass for both copies): float32
-            # H = 32 30.8 against 33.4 us for the block pass, float64 H = 16
-            # 27.5 against 30.4 (layer forward, one thread).
+            # vectorised pass over the contiguous block, then the rows' copies:
+            # row by row, each row's last partial vector runs scalar.  Rows of
+            # whole vectors stay row by row (one pass for both copies), which
+            # is faster there (docs/tuning.md#fused-tanh-pass).
             block, new_block = pre.reshape(R * H), h_p[t + 1].reshape(R * H)
             for k in range(R * H):
                 new_block[k] = tanh(block[k])
