@@ -18,6 +18,7 @@ rules would not choose) and for tuning (time each form against the others:
 import contextlib
 import contextvars
 import enum
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -36,6 +37,11 @@ class StepForm(enum.IntEnum):
     NARROW = 3  # on the weights packed once in narrow panels (narrow_product; the tanh
     #             RNN forward: bias + x_t Wx + h_{t-1} Wh in one narrow_affine pass)
 
+
+# The members as module globals: an enum member read from its class
+# (``StepForm.BLAS``) costs a descriptor call, and choose_form runs at every
+# forward and backward.
+_BLAS, _PACKED, _FUSED, _NARROW = StepForm
 
 # The kernels' ``form`` values as plain integers: compiled code compares an
 # int64 argument with these (a StepForm argument would be a type of its own to
@@ -93,20 +99,33 @@ THRESHOLDS = {(512, np.dtype(dtype)): _measured_512(dtype) for dtype in (np.floa
 UNMEASURED = Thresholds()
 
 
+# thresholds() answers by (vector_bits, dtype as given): np.dtype() on every call
+# would cost more than the rest of choose_form.
+_thresholds_by_argument = {}
+
+
 def thresholds(dtype, vector_bits=VECTOR_BITS):
     """The :class:`Thresholds` for ``dtype`` at ``vector_bits`` (this machine's by default)."""
-    return THRESHOLDS.get((vector_bits, np.dtype(dtype)), UNMEASURED)
+    key = (vector_bits, dtype)
+    found = _thresholds_by_argument.get(key)
+    if found is None:
+        found = THRESHOLDS.get((vector_bits, np.dtype(dtype)), UNMEASURED)
+        _thresholds_by_argument[key] = found
+    return found
+
+
+# narrow_panel_columns by the dtype as given, without np.dtype() at every call.
+_narrow_columns = functools.lru_cache(maxsize=None)(narrow_panel_columns)
 
 
 def runs(form, cell, direction, dtype, h_dim):
     """Whether the kernel of ``cell`` and ``direction`` can run ``form``: FUSED is a
     tanh RNN forward only, and an LSTM forward runs NARROW only where whole narrow
     panels cover its 4H gate columns (its gate pass takes the product as one block)."""
-    form = StepForm(form)
-    if form == StepForm.FUSED:
+    if form == _FUSED:
         return cell == "rnn" and direction == "forward"
-    if form == StepForm.NARROW and cell == "lstm" and direction == "forward":
-        return 4 * h_dim % narrow_panel_columns(dtype) == 0
+    if form == _NARROW and cell == "lstm" and direction == "forward":
+        return 4 * h_dim % _narrow_columns(dtype) == 0
     return True
 
 
@@ -162,25 +181,27 @@ def choose_form(cell, direction, dtype, h_dim, steps, forward_form=None, *,
     gates = CELLS[cell]
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
-    for forced in reversed(_forced.get()):
-        if (forced.cell in (None, cell) and forced.direction in (None, direction)
-                and runs(forced.form, cell, direction, dtype, h_dim)):
-            return forced.form
-    if cell == "rnn" and direction == "backward" and forward_form == StepForm.NARROW:
-        return StepForm.NARROW
+    forced_forms = _forced.get()
+    if forced_forms:
+        for forced in reversed(forced_forms):
+            if (forced.cell in (None, cell) and forced.direction in (None, direction)
+                    and runs(forced.form, cell, direction, dtype, h_dim)):
+                return forced.form
+    if cell == "rnn" and direction == "backward" and forward_form == _NARROW:
+        return _NARROW
     limits = thresholds(dtype, vector_bits)
     if steps < limits.min_steps:
-        return StepForm.BLAS
+        return _BLAS
     if cell == "rnn" and direction == "forward":
         if h_dim in limits.narrow_h:
-            return StepForm.NARROW
+            return _NARROW
         if h_dim in limits.fused_h:
-            return StepForm.FUSED
+            return _FUSED
     wh_size = gates * h_dim * h_dim
     if cell == "lstm" and wh_size <= limits.lstm_narrow_max_weights:
         if (h_dim >= limits.lstm_narrow_backward_min_h if direction == "backward"
-                else runs(StepForm.NARROW, cell, direction, dtype, h_dim)):
-            return StepForm.NARROW
+                else runs(_NARROW, cell, direction, dtype, h_dim)):
+            return _NARROW
     if wh_size >= limits.packed_min_weights:
-        return StepForm.PACKED
-    return StepForm.BLAS
+        return _PACKED
+    return _BLAS
