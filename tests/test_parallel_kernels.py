@@ -6,10 +6,13 @@ divisor of most sizes) so every chunked kernel's parallel build runs, including
 batches and sequences shorter than the block count.
 """
 
+import inspect
+
 import numpy as np
 import pytest
 
 import fastrnn.layer_utils
+from fastrnn.kernels.dispatch import StepForm, choose_form, force_form, thresholds
 from fastrnn.layer_utils import temporal_fc, temporal_softmax_loss
 
 import reference as ref
@@ -18,34 +21,35 @@ from test_layers_vs_reference import assert_matches, make_recurrent, reference_s
 FORCED_BLOCKS = 3
 
 
-def record_forms(monkeypatch, forward_name, form_index, backward_name, backward_form_index):
+def record_forms(monkeypatch, forward_name, backward_name):
     """The ``form`` arguments a layer passes to its forward and backward kernels
-    (``fastrnn.layer_utils`` names, and the form's position in each call), in call
-    order, as a list that fills while the test runs."""
+    (``fastrnn.layer_utils`` names), in call order, as a list of StepForm that
+    fills while the test runs."""
     forms = []
 
-    def recording(name, index):
+    def recording(name):
         kernel = getattr(fastrnn.layer_utils, name)
+        form_index = list(inspect.signature(kernel.serial.py_func).parameters).index("form")
 
         def record(*args):
-            forms.append(args[index])
+            forms.append(StepForm(args[form_index]))
             return kernel(*args)
 
         monkeypatch.setattr(fastrnn.layer_utils, name, record)
 
-    recording(forward_name, form_index)
-    recording(backward_name, backward_form_index)
+    recording(forward_name)
+    recording(backward_name)
     return forms
 
 
 def record_rnn_forms(monkeypatch):
     """``record_forms`` for the tanh RNN."""
-    return record_forms(monkeypatch, "rnn_forward", 8, "rnn_backward", 11)
+    return record_forms(monkeypatch, "rnn_forward", "rnn_backward")
 
 
 def record_lstm_forms(monkeypatch):
     """``record_forms`` for the LSTM."""
-    return record_forms(monkeypatch, "lstm_forward", 13, "lstm_backward", 15)
+    return record_forms(monkeypatch, "lstm_forward", "lstm_backward")
 
 
 @pytest.fixture
@@ -94,21 +98,13 @@ def test_recurrent_layers_with_packed_weights(cell_type, N, H, dtype, blocks, mo
     counts.  H = 37 makes a partial last panel in both dtypes and, for the LSTM,
     several full ones; 7 and 9 rows leave rows over from the 4-row blocks; 2 rows
     in 3 blocks split the time steps too."""
-    asked = []
-
-    def always(wh_size, steps):
-        asked.append((wh_size, steps))
-        return True
-
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", always)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps", lambda *args: False)
+    forms = (record_rnn_forms if cell_type == "rnn" else record_lstm_forms)(monkeypatch)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
     layer = make_recurrent(cell_type, D, H, dtype, 0.3)
-    check_against_reference(layer, N, T, dtype)
-    G = H if cell_type == "rnn" else 4 * H
-    assert asked == [(H * G, T)] * 2, "forward and backward each ask once, with Wh's size"
+    with force_form(StepForm.PACKED):
+        check_against_reference(layer, N, T, dtype)
+    assert forms == [StepForm.PACKED] * 2, "forward and backward both run it"
 
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
@@ -124,61 +120,46 @@ def test_packed_weights_with_copies_shared_by_the_threads(cell_type, N, dtype, b
     also over split time steps."""
     from fastrnn.kernels.blocked import PER_THREAD_COPY_MAX_SIZE
 
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_packed_weights", lambda *args: True)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps", lambda *args: False)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     H = 37
     D = PER_THREAD_COPY_MAX_SIZE // H + 1
-    check_against_reference(make_recurrent(cell_type, D, H, dtype, 0.02), N, 6, dtype)
+    with force_form(StepForm.PACKED):
+        check_against_reference(make_recurrent(cell_type, D, H, dtype, 0.02), N, 6, dtype)
 
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 20)])
 def test_rnn_with_fused_steps(N, H, dtype, blocks, monkeypatch):
-    """The tanh RNN's FUSED_STEPS forward (one packed_affine pass a step), forced
+    """The tanh RNN's FUSED forward (one packed_affine pass a step), forced
     here at sizes it would not choose, gives the reference's results, serially and
     in blocks.  H = 37 spans several panels, the last one partial; 7 and 9 rows
-    leave rows over from the 4-row blocks; 2 rows make more blocks than rows."""
-    asked = []
-
-    def always(dtype_, h_dim, steps):
-        asked.append((np.dtype(dtype_), h_dim, steps))
-        return True
-
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: False)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", always)
+    leave rows over from the 4-row blocks; 2 rows make more blocks than rows.
+    Its backward is not a fused form: it runs what the rules choose."""
+    forms = record_rnn_forms(monkeypatch)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
-    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
-    assert asked == [(np.dtype(dtype), H, T)], "the forward asks once"
+    with force_form(StepForm.FUSED):
+        check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
+    assert forms == [StepForm.FUSED, choose_form("rnn", "backward", dtype, H, T, StepForm.FUSED)]
 
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N, H", [(7, 5), (9, 37), (2, 20), (5, 40)])
 def test_rnn_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
-    """The tanh RNN's NARROW_STEPS forward (narrow_affine) and backward
+    """The tanh RNN's NARROW forward (narrow_affine) and backward
     (narrow_product), forced here at sizes it would not all choose, give the
     reference's results, serially and in blocks.  H = 20 (float64) and 40
     (float32) fill a narrow panel, so the forward's tanh runs over unpadded
-    blocks; 5 and 37 pad; 37 spans two panels in float64."""
-    asked = []
-
-    def always(dtype_, h_dim, steps):
-        asked.append((np.dtype(dtype_), h_dim, steps))
-        return True
-
-    from fastrnn.kernels.blocked import NARROW_STEPS
-
+    blocks; 5 and 37 pad; 37 spans two panels in float64.  Only the forward
+    is forced: the backward follows it."""
     forms = record_rnn_forms(monkeypatch)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", always)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
     D, T = 4, 6
-    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
-    assert asked == [(np.dtype(dtype), H, T)], "the forward asks once"
-    assert forms == [NARROW_STEPS, NARROW_STEPS], "and its backward runs the same form"
+    with force_form(StepForm.NARROW, cell="rnn", direction="forward"):
+        check_against_reference(make_recurrent("rnn", D, H, dtype, 0.3), N, T, dtype)
+    assert forms == [StepForm.NARROW, StepForm.NARROW], "and its backward runs the same form"
 
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
@@ -199,10 +180,9 @@ def test_rnn_weights_copied_per_thread_or_shared(N, per_thread, form, dtype, blo
     H = 20
     D = 6 if per_thread else PER_THREAD_COPY_MAX_SIZE // H + 1
     assert (D * H <= PER_THREAD_COPY_MAX_SIZE) == per_thread
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_narrow_steps", lambda *args: form == "narrow")
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_fused_steps", lambda *args: form == "fused")
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
-    check_against_reference(make_recurrent("rnn", D, H, dtype, 0.05), N, 5, dtype)
+    with force_form(StepForm[form.upper()], direction="forward"):
+        check_against_reference(make_recurrent("rnn", D, H, dtype, 0.05), N, 5, dtype)
 
 
 @pytest.mark.parametrize("blocks", [1, FORCED_BLOCKS])
@@ -227,61 +207,65 @@ def test_lstm_backward_weights_copied_per_thread_or_shared(N, H, per_thread, dty
 @pytest.mark.parametrize("H", [5, 10, 25, 30, 65, 70])
 @pytest.mark.parametrize("N", [9, 2])
 def test_lstm_with_narrow_steps(N, H, dtype, blocks, monkeypatch):
-    """The LSTM's NARROW_STEPS products, forced here wherever the kernels take
+    """The LSTM's NARROW products, forced here wherever the kernels take
     them (the forward needs panels that cover 4H exactly: H a multiple of 5 in
     float64, of 10 in float32), give the reference's results, serially and in
     blocks.  The backward's last Wh^T panel is partly used at every H here; at
     H = 65 and 70 Wh has more values than kernels.blocked.PER_THREAD_COPY_MAX_SIZE,
     so the panels are packed once and shared; 9 rows leave one over from the
     4-row blocks, 2 rows in 3 blocks split the time steps."""
-    from fastrnn.kernels.blocked import NARROW_STEPS
     from fastrnn.kernels.packed import narrow_panel_columns
 
     fits = 4 * H % narrow_panel_columns(dtype) == 0
     forms = record_lstm_forms(monkeypatch)
-    monkeypatch.setattr(fastrnn.layer_utils, "uses_lstm_narrow_steps",
-                        lambda dtype_, h_dim, steps, backward: backward or fits)
     monkeypatch.setattr(fastrnn.layer_utils, "chunks_for", lambda rows, flops: min(blocks, rows))
-    check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.1), N, 5, dtype)
-    assert (forms[0] == NARROW_STEPS) == fits and forms[1] == NARROW_STEPS
+    with force_form(StepForm.NARROW):  # where the forward cannot run it, the rules choose
+        check_against_reference(make_recurrent("lstm", 4, H, dtype, 0.1), N, 5, dtype)
+    assert (forms[0] == StepForm.NARROW) == fits and forms[1] == StepForm.NARROW
+
+
+def lstm_form(dtype, h_dim, steps, direction, vector_bits=512):
+    """The rules' LSTM form (no form forced), at ``vector_bits``."""
+    return choose_form("lstm", direction, dtype, h_dim, steps, vector_bits=vector_bits)
+
+
+def rnn_form(dtype, h_dim, steps, vector_bits=512):
+    """The rules' tanh RNN forward form (no form forced), at ``vector_bits``."""
+    return choose_form("rnn", "forward", dtype, h_dim, steps, vector_bits=vector_bits)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_lstm_narrow_steps_rule(dtype, monkeypatch):
     """The rule (512-bit vectors, more than one step, Wh up to the limit; forward
     when the panels cover 4H exactly, backward when H is more than half a panel),
-    and the notebook-size layer passing its choice on, unpatched."""
-    from fastrnn.kernels.blocked import BLAS_STEPS, NARROW_STEPS
+    and the notebook-size layer passing its choice on."""
     from fastrnn.kernels.packed import narrow_panel_columns
     from fastrnn.kernels.simd import VECTOR_BITS
-    from fastrnn.layer_utils import LSTM_NARROW_MAX_WEIGHTS, uses_lstm_narrow_steps
 
     NR = narrow_panel_columns(dtype)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)  # only measured at 512
-    assert not uses_lstm_narrow_steps(dtype, NR, 50, False)
-    assert not uses_lstm_narrow_steps(dtype, NR, 50, True)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
-    for backward in (False, True):
-        assert uses_lstm_narrow_steps(dtype, NR, 50, backward)
-        assert not uses_lstm_narrow_steps(dtype, NR, 1, backward)
-    assert uses_lstm_narrow_steps(dtype, NR // 4, 50, False)  # 4H = one panel
-    assert not uses_lstm_narrow_steps(dtype, NR // 4 + 1, 50, False)
-    assert not uses_lstm_narrow_steps(dtype, NR // 2, 50, True)  # half its panel
-    assert uses_lstm_narrow_steps(dtype, NR // 2 + 1, 50, True)
-    assert uses_lstm_narrow_steps(dtype, NR + 1, 50, True)  # two panels, 21 (41) of 40 (80)
-    largest = int(np.sqrt(LSTM_NARROW_MAX_WEIGHTS / 4))
-    assert 4 * largest * largest <= LSTM_NARROW_MAX_WEIGHTS < 4 * (largest + 1) ** 2
-    assert uses_lstm_narrow_steps(dtype, largest, 50, True)
-    assert not uses_lstm_narrow_steps(dtype, largest + 1, 50, True)
-    monkeypatch.undo()
+    NARROW, BLAS = StepForm.NARROW, StepForm.BLAS
+    for direction in ("forward", "backward"):
+        assert lstm_form(dtype, NR, 50, direction, vector_bits=256) == BLAS  # measured at 512
+        assert lstm_form(dtype, NR, 50, direction) == NARROW
+        assert lstm_form(dtype, NR, 1, direction) == BLAS
+    assert lstm_form(dtype, NR // 4, 50, "forward") == NARROW  # 4H = one panel
+    assert lstm_form(dtype, NR // 4 + 1, 50, "forward") == BLAS
+    assert lstm_form(dtype, NR // 2, 50, "backward") == BLAS  # half its panel
+    assert lstm_form(dtype, NR // 2 + 1, 50, "backward") == NARROW
+    assert lstm_form(dtype, NR + 1, 50, "backward") == NARROW  # two panels, 21 (41) of 40 (80)
+    limit = thresholds(dtype, 512).lstm_narrow_max_weights
+    largest = int(np.sqrt(limit / 4))
+    assert 4 * largest * largest <= limit < 4 * (largest + 1) ** 2
+    assert lstm_form(dtype, largest, 50, "backward") == NARROW
+    assert lstm_form(dtype, largest + 1, 50, "backward") == BLAS
     forms = record_lstm_forms(monkeypatch)
     check_against_reference(make_recurrent("lstm", 10, 20, dtype, 0.3), 5, 4, dtype)
     if VECTOR_BITS < 512:
-        assert forms == [BLAS_STEPS, BLAS_STEPS]
+        assert forms == [BLAS, BLAS]
     elif dtype == np.float64:  # 4H = 80: four narrow panels; H = 20 fills one
-        assert forms == [NARROW_STEPS, NARROW_STEPS]
+        assert forms == [NARROW, NARROW]
     else:  # 4H = 80: two narrow panels; H = 20 is half of one
-        assert forms == [NARROW_STEPS, BLAS_STEPS]
+        assert forms == [NARROW, BLAS]
 
 
 def test_weights_up_to_the_limit_are_copied_per_thread():
@@ -295,74 +279,74 @@ def test_weights_up_to_the_limit_are_copied_per_thread():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_narrow_steps_are_chosen_between_one_full_and_one_narrow_panel(dtype, monkeypatch):
-    """The rule (512-bit vectors; more than a full panel's columns, at most a
-    narrow panel's; more than one step), and the layer passing its choice on to
-    both kernels, unpatched."""
+    """The rule (512-bit vectors; more than a full panel's columns (at 512 bits),
+    at most a narrow panel's; more than one step), and the layer passing its
+    choice on to both kernels."""
     from fastrnn.kernels.packed import narrow_panel_columns, panel_columns
     from fastrnn.kernels.simd import VECTOR_BITS
-    from fastrnn.kernels.blocked import NARROW_STEPS
-    from fastrnn.layer_utils import uses_narrow_steps
 
-    full, narrow = panel_columns(dtype), narrow_panel_columns(dtype)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)
-    assert not uses_narrow_steps(dtype, narrow, 50)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
-    assert uses_narrow_steps(dtype, narrow, 50) and uses_narrow_steps(dtype, full + 1, 50)
-    assert not uses_narrow_steps(dtype, full, 50)
-    assert not uses_narrow_steps(dtype, narrow + 1, 50)
-    assert not uses_narrow_steps(dtype, narrow, 1)
-    monkeypatch.undo()
+    full, narrow = 2 * 512 // (8 * np.dtype(dtype).itemsize), narrow_panel_columns(dtype)
+    assert rnn_form(dtype, narrow, 50, vector_bits=256) != StepForm.NARROW
+    assert rnn_form(dtype, narrow, 50) == rnn_form(dtype, full + 1, 50) == StepForm.NARROW
+    assert rnn_form(dtype, full, 50) != StepForm.NARROW
+    assert rnn_form(dtype, narrow + 1, 50) != StepForm.NARROW
+    assert rnn_form(dtype, narrow, 1) != StepForm.NARROW
     forms = record_rnn_forms(monkeypatch)
-    H = narrow if VECTOR_BITS >= 512 else full  # narrow panels only measured at 512 bits
+    H = narrow if VECTOR_BITS >= 512 else panel_columns(dtype)  # only measured at 512 bits
     check_against_reference(make_recurrent("rnn", 3, H, dtype, 0.3), 5, 4, dtype)
     if VECTOR_BITS >= 512:
-        assert forms == [NARROW_STEPS, NARROW_STEPS]
+        assert forms == [StepForm.NARROW, StepForm.NARROW]
     else:
-        assert NARROW_STEPS not in forms
+        assert StepForm.NARROW not in forms
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_steps_are_chosen_when_h_fills_most_of_one_panel(dtype, monkeypatch):
     """The rule (512-bit vectors, more than half of one packed panel, more than
-    one step), and the layer passing its choice on, unpatched."""
+    one step), and the layer passing its choice on."""
     from fastrnn.kernels.packed import panel_columns
     from fastrnn.kernels.simd import VECTOR_BITS
-    from fastrnn.kernels.blocked import BLAS_STEPS
-    from fastrnn.kernels.vanilla import FUSED_STEPS
-    from fastrnn.layer_utils import uses_fused_steps
 
-    NR = panel_columns(dtype)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 256)  # only measured at 512
-    assert not uses_fused_steps(dtype, NR, 50)
-    monkeypatch.setattr(fastrnn.layer_utils, "VECTOR_BITS", 512)
-    assert uses_fused_steps(dtype, NR, 50) and uses_fused_steps(dtype, NR // 2 + 1, 50)
-    assert not uses_fused_steps(dtype, NR // 2, 50)
-    assert not uses_fused_steps(dtype, NR + 1, 50)
-    assert not uses_fused_steps(dtype, NR, 1)
-    monkeypatch.undo()
+    NR = 2 * 512 // (8 * np.dtype(dtype).itemsize)
+    FUSED = StepForm.FUSED
+    assert rnn_form(dtype, NR, 50, vector_bits=256) != FUSED  # only measured at 512
+    assert rnn_form(dtype, NR, 50) == rnn_form(dtype, NR // 2 + 1, 50) == FUSED
+    assert rnn_form(dtype, NR // 2, 50) != FUSED
+    assert rnn_form(dtype, NR + 1, 50) != FUSED
+    assert rnn_form(dtype, NR, 1) != FUSED
     forms = record_rnn_forms(monkeypatch)
-    check_against_reference(make_recurrent("rnn", 3, NR, dtype, 0.3), 5, 4, dtype)
-    assert forms == [FUSED_STEPS if VECTOR_BITS >= 512 else BLAS_STEPS, BLAS_STEPS]
+    check_against_reference(make_recurrent("rnn", 3, panel_columns(dtype), dtype, 0.3), 5, 4,
+                            dtype)
+    assert forms == [FUSED if VECTOR_BITS >= 512 else StepForm.BLAS, StepForm.BLAS]
 
 
-def test_packed_weights_are_chosen_for_large_weights_and_sequences():
-    from fastrnn.layer_utils import PACKED_WEIGHTS_MIN_SIZE, uses_packed_weights
+@pytest.mark.parametrize("vector_bits", [512, 256])
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_packed_weights_are_chosen_for_large_weights_and_sequences(direction, cell_type,
+                                                                   vector_bits):
+    gates = 4 if cell_type == "lstm" else 1
+    limit = thresholds(np.float32, vector_bits).packed_min_weights
+    H = int(np.ceil(np.sqrt(limit / gates)))  # the smallest H whose Wh packs
+    assert gates * (H - 1) ** 2 < limit <= gates * H * H
 
-    assert uses_packed_weights(PACKED_WEIGHTS_MIN_SIZE, 2)
-    assert not uses_packed_weights(PACKED_WEIGHTS_MIN_SIZE - 1, 50)
-    assert not uses_packed_weights(100 * PACKED_WEIGHTS_MIN_SIZE, 1)
+    def form(h_dim, steps):
+        return choose_form(cell_type, direction, np.float32, h_dim, steps,
+                           vector_bits=vector_bits)
+
+    assert form(H, 2) == StepForm.PACKED
+    assert form(H - 1, 50) != StepForm.PACKED
+    assert form(10 * H, 1) == StepForm.BLAS
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell_type, H", [("lstm", 128), ("rnn", 256)])
-def test_layers_large_enough_for_packed_weights(cell_type, H, dtype):
-    """The layers' own choice, unpatched, at the smallest sizes that pack (Wh of
-    128 x 512 and 256 x 256)."""
-    from fastrnn.layer_utils import uses_packed_weights
-
-    layer = make_recurrent(cell_type, 3, H, dtype, 0.1)
-    assert uses_packed_weights(layer.params[layer.wh_name].size, 4)
-    check_against_reference(layer, 5, 4, dtype)
+def test_layers_large_enough_for_packed_weights(cell_type, H, dtype, monkeypatch):
+    """The layers' own choice at the smallest sizes that pack (Wh of 128 x 512
+    and 256 x 256)."""
+    forms = (record_rnn_forms if cell_type == "rnn" else record_lstm_forms)(monkeypatch)
+    check_against_reference(make_recurrent(cell_type, 3, H, dtype, 0.1), 5, 4, dtype)
+    assert forms == [StepForm.PACKED, StepForm.PACKED]
 
 
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm"])

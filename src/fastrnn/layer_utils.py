@@ -14,19 +14,19 @@ parameters (``dtype=np.float64`` by default, ``np.float32`` for speed).
 """
 
 from collections.abc import MutableMapping
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _checks
 from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
-from .kernels.blocked import BLAS_STEPS, NARROW_STEPS, PACKED_STEPS, linear_backward, linear_forward
+from .kernels.blocked import linear_backward, linear_forward
+from .kernels.dispatch import StepForm, choose_form
 from .kernels.embedding import embedding_backward, embedding_forward
 from .kernels.lstm import lstm_backward, lstm_forward
-from .kernels.packed import narrow_panel_columns, panel_columns
-from .kernels.simd import VECTOR_BITS
 from .kernels.softmax import softmax_xent
-from .kernels.vanilla import FUSED_STEPS, rnn_backward, rnn_forward
+from .kernels.vanilla import rnn_backward, rnn_forward
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
@@ -51,150 +51,46 @@ def _random_weights(scale, shape, dtype):
     return (scale * np.random.randn(*shape)).astype(dtype)
 
 
-# When the per-step recurrent GEMMs run on weights packed once per sequence
-# (kernels.packed) instead of one OpenBLAS call per step on the weights as they
-# are: from this many entries in Wh, for sequences longer than one step (not
-# measured: a single product packs the weights and reads them once, as OpenBLAS
-# does, so it cannot gain).  Measured on the 2-core AMD EPYC machines, whole
-# layer, the two forms interleaved in one process, speed-up of forward / backward
-# / both (for float32 from 65,536 weights the form it replaced was OpenBLAS on
-# the transposed product, itself 1.0-1.19x faster than the plain calls):
-#   LSTM float32  H=128 (65,536 weights, N=32): 1.50 / 1.25 / 1.33
-#                 H=256: 1.24 / 1.10 / 1.14;  H=1024: 1.40 / 1.23 / 1.29
-#   LSTM float64  H=128: 1.20 / 1.14 / 1.16;  H=256: 1.08;  H=1024: 1.06
-#   RNN  float32  H=256: 1.14;  H=1024: 1.26       RNN float64  H=256: 1.06;  H=1024: 1.09
-#   below 65,536 weights no gain: LSTM H=64 and RNN H=128 0.98-1.00 in both
-#   dtypes; at the notebook's H=20, 0.84-0.97 (OpenBLAS's small-matrix kernels).
-PACKED_WEIGHTS_MIN_SIZE = 65_536
+class RNNBuffers(NamedTuple):
+    """The chunk-major buffers a tanh RNN forward writes and its backward reads
+    (see ``kernels.vanilla.rnn_forward``)."""
+
+    x_tm: np.ndarray  # (T * N * D,) the input
+    h: np.ndarray     # ((T + 1) * N * H,) the hidden states h_0..h_T
 
 
-def uses_packed_weights(wh_size, steps):
-    """Whether a recurrent layer with ``wh_size`` entries in Wh, run over ``steps``
-    time steps, computes its per-step GEMMs on packed weights."""
-    return wh_size >= PACKED_WEIGHTS_MIN_SIZE and steps > 1
+class RNNForwardState(NamedTuple):
+    """What a VanillaRNN forward keeps for its backward (the layer's ``meta``)."""
+
+    buffers: RNNBuffers
+    h0: np.ndarray    # (N, H), the caller's initial state (read, never written)
+    wx: np.ndarray    # (D, H) as the forward read it
+    wh: np.ndarray    # (H, H)
+    steps: int        # T
+    blocks: int       # the kernels' n_blocks, which fixes the buffers' layout
+    form: StepForm    # the forward's step form (the backward's depends on it)
 
 
-def uses_fused_steps(dtype, h_dim, steps):
-    """Whether a tanh RNN's forward runs each step as one packed pass over
-    [Wx; Wh] and the bias (``kernels.vanilla.FUSED_STEPS``): with 512-bit
-    vectors, when H fills more than half of one packed panel (NR = two SIMD
-    vectors of ``dtype``) and the sequence is longer than one step.
+class LSTMBuffers(NamedTuple):
+    """The chunk-major buffers an LSTM forward writes and its backward reads
+    (see ``kernels.lstm.lstm_forward``)."""
 
-    Measured, forward alone, one thread, against the BLAS form (us; AVX-512, so
-    NR = 32 in float32 and 16 in float64):
-      float32 (N, T, D, H) = (10, 50, 10, 20): 19.4 against 22.9;  H=32: 23.5 / 28.5;
-              (32, 100, 64, 32): 244 / 292;  (64, 50, 128, 24): 373 / 397;
-              H=16: 15.7 / 15.6, H=12: 17.5 / 15.1 and H=8: 13.9 / 12.6 (padding wasted);
-              one step (T=1): 2.1 / 2.0
-      float64 (10, 50, 10, 16): 21.9 / 26.2;  (32, 100, 64, 16): 260 / 344;
-              H=8: 15.5 / 16.4;  H=20 (two panels, the second 4/16 used): 43.3 / 35.4
-    Backward keeps its form: the same change there gained nothing.
-
-    With narrower vectors the rule is not the same: with 256-bit vectors forced
-    on the same machine (NUMBA_CPU_FEATURES without avx512f, so NR = 16 in
-    float32), one thread, (10, 50, 10, H), fused / BLAS form: float32 H=16 16.0
-    / 18.8 and H=9 14.4 / 16.0, but H=11 19.2 / 17.7 and H=12 21.6 / 16.5.  No
-    machine with such vectors has been measured natively, so there the BLAS form
-    stays.
-    """
-    if VECTOR_BITS < 512:
-        return False
-    columns = panel_columns(dtype)
-    return steps > 1 and columns // 2 < h_dim <= columns
+    x_tm: np.ndarray    # (T * N * D,) the input
+    gates: np.ndarray   # (T * N * 4H,) the activations i, f, o, g
+    c: np.ndarray       # ((T + 1) * N * H,) the cell states c_0..c_T
+    tanh_c: np.ndarray  # (T * N * H,) tanh(c_1)..tanh(c_T)
+    h: np.ndarray       # ((T + 1) * N * H,) the hidden states h_0..h_T
 
 
-def uses_narrow_steps(dtype, h_dim, steps):
-    """Whether a tanh RNN runs its steps on narrow panels
-    (``kernels.vanilla.NARROW_STEPS``): with 512-bit vectors, when H is more
-    than one full panel holds and at most one narrow panel (17 to 20 in
-    float64, 33 to 40 in float32), and the sequence is longer than one step.
+class LSTMForwardState(NamedTuple):
+    """What an LSTM forward keeps for its backward (the layer's ``meta``)."""
 
-    Measured, layer forward / backward, (N, T, D) = (10, 50, 10), us, BLAS form
-    against narrow panels, one thread:
-      float64 H=17: 38.1 / 40.9 against 32.9 / 37.1;  H=18: 39.2 / 42.0 against
-              36.7 / 37.6;  H=20: 43.4 / 45.0 against 36.7 / 40.0 (two threads:
-              30.5 / 30.2 against 27.2 / 25.2)
-      float32 H=36: 44.1 / 55.2 against 37.7 / 51.0;  H=40: 50.1 / 65.6
-              against 41.0 / 58.1
-      float64 H=24, two narrow panels (40 columns): 46.5 / 54.9 against 51.4 /
-              55.0, and H=40: 76.4 / 96.5 against 76.3 / 95.7, so one panel only.
-    All on AMD Zen 4, which runs a 512-bit FMA as two 256-bit halves; on a CPU
-    with full-width 512-bit FMA units a narrow vector's FMA does half the work
-    of a full one at the same rate, a case these measurements do not cover.
-    """
-    return (VECTOR_BITS >= 512 and steps > 1
-            and panel_columns(dtype) < h_dim <= narrow_panel_columns(dtype))
-
-
-# An LSTM runs its per-step products on narrow panels (``uses_lstm_narrow_steps``)
-# up to a Wh (H, 4H) of this many values (H = 50): the largest measured.
-LSTM_NARROW_MAX_WEIGHTS = 10_000
-
-
-def uses_lstm_narrow_steps(dtype, h_dim, steps, backward):
-    """Whether an LSTM's forward (``backward``: its backward) runs each step's
-    product with Wh (Wh^T) on narrow panels (``kernels.blocked.NARROW_STEPS``)
-    instead of one BLAS call: with 512-bit vectors, more than one step and Wh of
-    at most LSTM_NARROW_MAX_WEIGHTS values; forward when the panels cover the 4H
-    gate columns exactly (the gate pass takes the product as one (R, 4H) block),
-    backward when H is more than half a panel's columns (so that more than half
-    of the panels' columns are H's).
-
-    Measured, layer forward / backward, (N, T, D) = (10, 50, 10), two threads,
-    us, BLAS against narrow panels (the other direction unchanged):
-      float64 H=20 (the notebook's): 82.9 / 85.2 against 79.1 / 76.9 (one thread:
-              142.0 / 148.4 against 141.3 / 141.3);  H=15: 69.4 / 69.8 against
-              64.0 / 64.2;  H=30: 129.1 / 156.3 against 124.8 / 145.6;  H=40:
-              179.0 / 242.0 against 175.3 / 220.7;  H=10: forward 48.0 against
-              45.0, backward (half a panel: left to BLAS, as float32 H=20 below)
-              44.5 against 42.2;  H=5: forward 46.9 against 44.8, backward (a
-              quarter of a panel) 37.1 against 40.9;  H=25 (backward 25 of 40
-              columns): 105.5 / 124.3 against 102.1 / 124.9
-      float32 H=20: forward 50.3 against 47.2 (one thread 76.8 / 77.1), backward
-              (half a panel) 69.6 against 66.8 but 110.0 against 118.5 on one
-              thread;  H=30: 77.8 / 113.8 against 68.6 / 102.6;  H=50: 130.9 /
-              259.1 against 121.4 / 248.3;  H=10: forward 34.4 against 31.8
-      (N, T, D, H) = (32, 50, 32, 40), both dtypes: within 1%.
-    Narrow panels are 256-bit vectors on AMD Zen 4 (see ``uses_narrow_steps``).
-    """
-    if VECTOR_BITS < 512 or steps < 2 or 4 * h_dim * h_dim > LSTM_NARROW_MAX_WEIGHTS:
-        return False
-    columns = narrow_panel_columns(dtype)
-    if backward:
-        return 2 * h_dim > columns
-    return 4 * h_dim % columns == 0
-
-
-def lstm_step_form(dtype, h_dim, steps, backward):
-    """The ``form`` argument of ``kernels.lstm.lstm_forward`` (``backward``: of
-    ``lstm_backward``) for an LSTM layer: narrow panels, packed weights or BLAS."""
-    if uses_lstm_narrow_steps(dtype, h_dim, steps, backward):
-        return NARROW_STEPS
-    if uses_packed_weights(4 * h_dim * h_dim, steps):
-        return PACKED_STEPS
-    return BLAS_STEPS
-
-
-def rnn_forward_form(dtype, h_dim, steps):
-    """The ``form`` argument of ``kernels.vanilla.rnn_forward`` for a layer."""
-    if uses_narrow_steps(dtype, h_dim, steps):
-        return NARROW_STEPS
-    if uses_fused_steps(dtype, h_dim, steps):
-        return FUSED_STEPS
-    if uses_packed_weights(h_dim * h_dim, steps):
-        return PACKED_STEPS
-    return BLAS_STEPS
-
-
-def rnn_backward_form(forward_form, h_dim, steps):
-    """The ``form`` argument of ``kernels.vanilla.rnn_backward`` for a layer whose
-    forward ran in ``forward_form``: narrow panels after a narrow forward (the
-    same rule), else packed weights or BLAS by Wh's size."""
-    if forward_form == NARROW_STEPS:
-        return NARROW_STEPS
-    if uses_packed_weights(h_dim * h_dim, steps):
-        return PACKED_STEPS
-    return BLAS_STEPS
+    buffers: LSTMBuffers
+    h0: np.ndarray    # (N, H), the caller's initial state (read, never written)
+    wx: np.ndarray    # (D, 4H) as the forward read it
+    wh: np.ndarray    # (H, 4H)
+    steps: int        # T
+    blocks: int       # the kernels' n_blocks, which fixes the buffers' layout
 
 
 class _Layer:
@@ -281,27 +177,29 @@ class _RecurrentLayer(_Layer):
         G = self.gates_per_unit * H
         return chunks_for(N * T, 2 * T * N * G * (D + H) + 30 * T * N * G)
 
-    def _state_buffers(self, sizes, dtype):
-        """Flat buffers of the given sizes for the state a forward stores.
+    def _state_buffers(self, buffer_type, sizes, dtype):
+        """A ``buffer_type`` (RNNBuffers, LSTMBuffers) of flat buffers of ``sizes``
+        (in its fields' order) for the state a forward stores.
 
         The buffers of the last state a backward consumed are reused when they
         fit: a large buffer freed and allocated again comes back as fresh pages
-        that the kernel zeroes on first touch (measured: 7% of an LSTM forward at
-        (64, 100, 256, 256) float64 in clear_page).  The layer holds on to one
-        consumed state's buffers between a backward and the next forward; no
-        array a caller can see is ever reused.
+        that the kernel zeroes on first touch (7% of an LSTM forward at (64, 100,
+        256, 256) float64, see docs/tuning.md#reused-state-buffers).  The layer
+        holds on to one consumed state's buffers between a backward and the next
+        forward; no array a caller can see is ever reused.
         """
         spare, self._spare = self._spare, None
-        if (spare is not None and spare[0].dtype == dtype
-                and tuple(buffer.size for buffer in spare) == tuple(sizes)):
+        if (type(spare) is buffer_type and spare.x_tm.dtype == dtype
+                and tuple(buffer.size for buffer in spare) == sizes):
             return spare
-        return tuple(np.empty(size, dtype=dtype) for size in sizes)
+        return buffer_type._make([np.empty(size, dtype=dtype) for size in sizes])
 
     @staticmethod
     def _gradient_buffers(h0, wx, T):
         """dx (N, T, D), dh0 (N, H), dWx (D, G), dWh (H, G), db (G,), for a
         backward kernel to write.  (``np.empty`` with the shape: ``empty_like``
-        costs ~0.1 us more a call, which at the notebook's size adds up.)"""
+        costs more a call, which at the notebook's size adds up;
+        docs/tuning.md#python-layer-overheads.)"""
         N, H = h0.shape
         D, G = wx.shape
         dtype = wx.dtype
@@ -329,18 +227,19 @@ class VanillaRNN(_RecurrentLayer):
         N, T, D = x.shape
         blocks = self._blocks(N, T, D)
         H = self.h_dim
-        x_tm, h = self._state_buffers((T * N * D, (T + 1) * N * H), wx.dtype)
+        buffers = self._state_buffers(RNNBuffers, (T * N * D, (T + 1) * N * H), wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
-        form = rnn_forward_form(wx.dtype, H, T)
-        rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, blocks)
-        return h_out, (x_tm, h0, wx, wh, h, T, blocks, form)
+        form = choose_form("rnn", "forward", wx.dtype, H, T)
+        rnn_forward(x, buffers.x_tm, h0, wx, wh, b, buffers.h, h_out, int(form), blocks)
+        return h_out, RNNForwardState(buffers, h0, wx, wh, T, blocks, form)
 
     def _backprop(self, dh, state):
-        x_tm, h0, wx, wh, h, T, blocks, forward_form = state
+        h0, wx, T = state.h0, state.wx, state.steps
         dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
-        grad_pre = np.empty(T * h0.size, dtype=h.dtype)  # T * N * H: see rnn_backward
-        rnn_backward(dh, x_tm, wx, wh, h, grad_pre, dx, dh0, dwx, dwh, db,
-                     rnn_backward_form(forward_form, h0.shape[1], T), blocks)
+        grad_pre = np.empty(T * h0.size, dtype=wx.dtype)  # T * N * H: see rnn_backward
+        form = choose_form("rnn", "backward", wx.dtype, h0.shape[1], T, state.form)
+        rnn_backward(dh, state.buffers.x_tm, wx, state.wh, state.buffers.h, grad_pre, dx, dh0,
+                     dwx, dwh, db, int(form), state.blocks)
         return dx, dh0, dwx, dwh, db
 
     def step_forward(self, x, prev_h):
@@ -352,7 +251,7 @@ class VanillaRNN(_RecurrentLayer):
 
     def step_backward(self, dnext_h, meta):
         """dnext_h (N, H), meta from step_forward -> (dx, dprev_h, dWx, dWh, db)."""
-        h0 = meta[1]
+        h0 = meta.h0
         dnext_h = self._upstream("dnext_h", dnext_h, h0.shape, h0.dtype)
         dx, dprev_h, dwx, dwh, db = self._backprop(dnext_h[:, None], meta)
         return dx[:, 0], dprev_h, dwx, dwh, db
@@ -367,11 +266,10 @@ class VanillaRNN(_RecurrentLayer):
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h0, T = state[1], state[5]
-        N, H = h0.shape
-        dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
+        N, H = state.h0.shape
+        dh = self._upstream("dh", dh, (N, state.steps, H), state.wx.dtype)
         dx, dh0, dwx, dwh, db = self._backprop(dh, state)
-        self._spare = (state[0], state[4])  # x_tm, h: see _state_buffers
+        self._spare = state.buffers  # see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
@@ -395,20 +293,24 @@ class LSTM(_RecurrentLayer):
         N, T, D = x.shape
         H = self.h_dim
         blocks = self._blocks(N, T, D)
-        x_tm, gates, c, tanh_c, h = self._state_buffers(
-            (T * N * D, T * N * 4 * H, (T + 1) * N * H, T * N * H, (T + 1) * N * H), wx.dtype)
+        buffers = self._state_buffers(
+            LSTMBuffers, (T * N * D, T * N * 4 * H, (T + 1) * N * H, T * N * H, (T + 1) * N * H),
+            wx.dtype)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
-        lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
-                     lstm_step_form(wx.dtype, H, T, False), blocks)
-        return h_out, c_last, (x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks)
+        form = choose_form("lstm", "forward", wx.dtype, H, T)
+        lstm_forward(x, buffers.x_tm, h0, c0, wx, wh, b, buffers.gates, buffers.c, buffers.tanh_c,
+                     buffers.h, h_out, c_last, int(form), blocks)
+        return h_out, c_last, LSTMForwardState(buffers, h0, wx, wh, T, blocks)
 
     def _backprop(self, dh, dc_last, state):
-        x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks = state
+        h0, wx, T, buffers = state.h0, state.wx, state.steps, state.buffers
         dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
-        dc0 = np.empty(h0.shape, h0.dtype)
-        lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, dwx, dwh, db,
-                      lstm_step_form(wx.dtype, h0.shape[1], T, True), blocks)
+        dc0 = np.empty(h0.shape, wx.dtype)
+        form = choose_form("lstm", "backward", wx.dtype, h0.shape[1], T)
+        lstm_backward(dh, dc_last, buffers.x_tm, wx, state.wh, buffers.gates, buffers.c,
+                      buffers.tanh_c, buffers.h, dx, dh0, dc0, dwx, dwh, db, int(form),
+                      state.blocks)
         return dx, dh0, dc0, dwx, dwh, db
 
     def step_forward(self, x, prev_h, prev_c):
@@ -423,11 +325,11 @@ class LSTM(_RecurrentLayer):
     def step_backward(self, dnext_h, dnext_c, meta):
         """dnext_h, dnext_c (N, H) and meta from step_forward ->
         (dx (N, D), dprev_h, dprev_c, dWx, dWh, db)."""
-        x_tm, h0, wx, wh, gates, c, tanh_c, h, T, blocks = meta
-        dnext_h = self._upstream("dnext_h", dnext_h, h0.shape, wx.dtype)
-        dnext_c = self._upstream("dnext_c", dnext_c, h0.shape, wx.dtype)
+        shape, dtype = meta.h0.shape, meta.wx.dtype
+        dnext_h = self._upstream("dnext_h", dnext_h, shape, dtype)
+        dnext_c = self._upstream("dnext_c", dnext_c, shape, dtype)
         # The kernel overwrites the gate buffer; a step's meta stays reusable.
-        state = (x_tm, h0, wx, wh, gates.copy(), c, tanh_c, h, T, blocks)
+        state = meta._replace(buffers=meta.buffers._replace(gates=meta.buffers.gates.copy()))
         dx, dprev_h, dprev_c, dwx, dwh, db = self._backprop(dnext_h[:, None], dnext_c, state)
         return dx[:, 0], dprev_h, dprev_c, dwx, dwh, db
 
@@ -436,7 +338,7 @@ class LSTM(_RecurrentLayer):
         wx, wh, b = self._weights()
         x, h0 = self._sequence_inputs(x, h0, wx.dtype)
         if c0 is None:
-            c0 = np.zeros(h0.shape, h0.dtype)  # (np.zeros_like costs 4x as much here)
+            c0 = np.zeros(h0.shape, h0.dtype)  # (cheaper than np.zeros_like here)
         else:
             c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
         h, self.final_c, self.meta = self._run(x, h0, c0, wx, wh, b)
@@ -445,11 +347,11 @@ class LSTM(_RecurrentLayer):
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
         state = self._take_meta()
-        h0, T = state[1], state[8]
-        N, H = h0.shape
-        dh = self._upstream("dh", dh, (N, T, H), h0.dtype)
-        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), h0.dtype), state)
-        self._spare = state[0:1] + state[4:8]  # x_tm, gates, c, tanh_c, h: see _state_buffers
+        N, H = state.h0.shape
+        dtype = state.wx.dtype
+        dh = self._upstream("dh", dh, (N, state.steps, H), dtype)
+        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), dtype), state)
+        self._spare = state.buffers  # see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 

@@ -10,6 +10,8 @@ check every shape, dtype and index first: compiled code does no bounds checks).
   the linear layer.
 - ``packed``: the per-step recurrent GEMM on weights packed once per sequence, a
   microkernel written with ``simd`` (SIMD vectors as Numba values).
+- ``dispatch``: the step forms of the recurrent kernels (``StepForm``), the
+  thresholds that choose one (``choose_form``), and ``force_form`` to force one.
 - ``softmax``: masked softmax cross-entropy, loss and gradient in one pass.
 - ``embedding``: lookup and scatter-add.
 - ``optim``: in-place optimizer updates.

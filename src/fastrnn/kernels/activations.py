@@ -1,8 +1,8 @@
 """Vectorisable exp / sigmoid / tanh for the fused gate passes.
 
 Numba compiles ``np.exp`` and ``np.tanh`` to scalar libm calls (no SVML in the
-llvmlite wheels), which costs 5-15 ns per element: more than all the GEMMs of an
-LSTM step at small and mid sizes.  The functions here are straight-line
+llvmlite wheels), which costs more than all the GEMMs of an LSTM step at small
+and mid sizes (docs/tuning.md#activations).  The functions here are straight-line
 arithmetic (range reduction, a polynomial, and an exponent built with integer
 bit operations), so that LLVM vectorises the loops that inline them.
 
@@ -15,8 +15,7 @@ true value; ``tests/test_activations.py`` bounds them at 1e-14 (float64) and
 * ``exp(u) = 2**k * (1 + q(r))`` with ``u = k*ln2 + r``, ``|r| <= ln2/2`` and
   ``q(r) = r + r**2 * p(r)`` approximating ``expm1``.  In float64 ``p`` is a
   degree-9 Chebyshev fit (error < 1.3e-17 in ``q``): two multiply-adds fewer
-  than the degree-11 Taylor ``p`` it replaced, which was 1.30 ns an element for
-  sigmoid against 1.23 (8-lane AVX-512).  In float32 ``p`` is the degree-5
+  than a degree-11 Taylor ``p``.  In float32 ``p`` is the degree-5
   Taylor polynomial (truncation < 6e-9).
 * ``expm1(u) = 2**k * q(r) + (2**k - 1)``, exact in relative terms near 0 because
   there ``k = 0`` and the result is ``q(r)`` itself.
@@ -27,9 +26,8 @@ true value; ``tests/test_activations.py`` bounds them at 1e-14 (float64) and
 
 Only ``u <= 0`` is ever needed.  The exponent trick needs a normal ``2**k``, so
 where ``exp(u)`` is below the smallest normal float, ``u`` is clamped: in float64
-the result is then ``exp(-708.39)`` (2.5e-308, no multiply by an in-range flag:
-that and the fit took sigmoid from 1.30 to 1.11 ns an element, tanh from 1.26 to
-1.08), in float32 it is 0.  Either way the absolute error there is within the
+the result is then ``exp(-708.39)`` (2.5e-308, no multiply by an in-range flag,
+which costs time: docs/tuning.md#activations), in float32 it is 0.  Either way the absolute error there is within the
 smallest normal float.
 """
 
@@ -192,10 +190,8 @@ def float_like(value, like):
 
     A Python float literal is a float64 to Numba, and float32 op float64 is
     float64: ``1.0 - g`` on a float32 ``g`` converts to float64 and back and runs
-    half as many SIMD lanes (measured: the float32 LSTM's backward elementwise
-    pass over (T, N, H) = (100, 32, 128) on one thread, 2.7 ms with the literals,
-    1.8 ms with ``one = float_like(1.0, a)``).  Resolved at compile time by the
-    overload below.
+    half as many SIMD lanes (docs/tuning.md#activations).  Resolved at compile
+    time by the overload below.
     """
     raise TypeError("only callable from compiled code")
 

@@ -17,15 +17,14 @@ plain time-major ``(S, N, M)``.  S is T for inputs and gates, T + 1 for the
 hidden and cell states (step 0 holds the initial state).  A buffer shared
 time-major by all chunks would interleave the chunks' rows at every step, and
 two threads writing their own rows of the same step's block slow each other
-down badly (measured at the notebook's size: a cell update 2.5x slower on two
-threads than one thread doing both halves, and the whole forward swinging 2x
-between processes).
+down badly (see docs/tuning.md#chunk-major-buffers).
 """
 
 import numpy as np
 from numba import prange
 
 from ._jit import kernel, serial_and_parallel
+from .dispatch import NARROW_STEPS, PACKED_STEPS
 from .packed import narrow_product, pack_narrow_panels, pack_panels, packed_product
 
 
@@ -41,8 +40,8 @@ def block_index(p):
 
     Numba types a parallel kernel's loop body twice, as a plain loop (int64
     index) and as the threads' function (uint64 index), so a callee given the
-    raw index is compiled for both types: a cold first notebook-size LSTM
-    forward+backward took 31.5 s that way and 23.3 s with this.  The same goes
+    raw index is compiled for both types, which lengthens a cold first compile
+    by a third (docs/tuning.md#compile-time).  The same goes
     for a literal argument (1) where other calls pass an int64.  Inlined helpers
     take the raw index: they are not compiled apart.
     """
@@ -55,8 +54,7 @@ def copy_row(src, dst):
     between arrays makes Numba allocate a temporary (it guards against overlap),
     and the kernels copy one row per batch row and time step, from several threads.
     A slice assignment also compiles Numba's shape-mismatch error message, string
-    formatting included: a cold first LSTM forward+backward went from 23.3 to
-    19.2 s when the backward kernels' three stopped using one."""
+    formatting included (docs/tuning.md#compile-time)."""
     for k in range(src.shape[0]):
         dst[k] = src[k]
 
@@ -65,8 +63,8 @@ def copy_row(src, dst):
 def transpose_into(src, dst):
     """dst (R, M) = src (M, R) transposed, row by row of dst (used on the 16 x 16
     tiles of ``transposed_copy``).  Row by row of dst because the other order
-    stores with a stride of M elements, which for a whole (1024, 32) float32
-    matrix put every store in the same cache set (measured: 77 against 20 us)."""
+    stores with a stride of M elements, which for a large matrix puts every
+    store in the same cache set (docs/tuning.md#transposes)."""
     M, R = src.shape
     for r in range(R):
         row = dst[r]
@@ -84,9 +82,8 @@ def transposed_copy(a):
 
     Numba's ``np.ascontiguousarray(a.T)`` walks a column of ``a`` per output
     row, which for a large matrix misses the cache at every element; 16 x 16
-    tiles keep both sides in cache.  Measured side by side, (1024, 4096), fresh
-    pages included: float32 18-19 ms against 4.7-7.2; float64 45 against 25.
-    Small matrices take the plain copy (1.2 against 1.8 us at (20, 80)).
+    tiles keep both sides in cache.  Small matrices take the plain copy, which
+    is faster there (docs/tuning.md#transposes).
     """
     if a.size < TILED_TRANSPOSE_MIN_SIZE:
         return np.ascontiguousarray(a.T)
@@ -98,13 +95,6 @@ def transposed_copy(a):
     return out
 
 
-# How a recurrent kernel computes each step's product with Wh (forward) or Wh^T
-# (backward): its ``form`` argument.  ``vanilla.py`` adds a fourth, FUSED_STEPS.
-BLAS_STEPS = 0    # one BLAS call per step, on the weights as they are
-PACKED_STEPS = 1  # on the weights packed once per call (packed.packed_product)
-NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_product)
-
-
 # Compiled once, not inlined: it runs once per call, and inlined, every kernel and
 # time loop compiled the packing code of all three forms.  (step_product and
 # narrow_product stay inlined: they run at every step.)
@@ -112,8 +102,8 @@ NARROW_STEPS = 3  # on the weights packed once in narrow panels (packed.narrow_p
 def step_weights(w, form, transpose):
     """(w_blas, w_panels) for ``step_product`` of ``form`` with B = w, or w.T when
     ``transpose``: narrow or full packed panels, or for BLAS a C-contiguous B
-    (OpenBLAS's GEMM with a transposed view ran at 22 GFLOP/s against 37 for the
-    copy, float64, 16 rows x 512 x 128).  The one not used is an empty stand-in."""
+    (OpenBLAS's GEMM is slower on a transposed view than on the copy:
+    docs/tuning.md#transposes).  The one not used is an empty stand-in."""
     no_blas, no_panels = no_weights(w)
     if form == NARROW_STEPS:
         return no_blas, pack_narrow_panels(w, transpose)
@@ -170,8 +160,7 @@ def step_product(rows, w, w_panels, out, form):
     ``step_weights`` gives it for ``form``: one pass over the panels packed once
     before the loop (:mod:`.packed`; w not read), or one BLAS call (w_panels not
     read).  Narrow panels write whole panels: out is then (R, P * NR), its
-    columns past B's 0.  ``fastrnn.layer_utils`` chooses the form from
-    whole-layer timings."""
+    columns past B's 0.  :func:`.dispatch.choose_form` chooses the form."""
     if form == NARROW_STEPS:
         narrow_product(rows, w_panels, out)
     elif form == PACKED_STEPS:
@@ -190,17 +179,13 @@ def no_weights(w):
 
 # Weights of at most this many values are prepared (transposed, packed) by each
 # thread of a parallel kernel for itself, instead of once before the parallel loop
-# and then read by every thread.  On these 2-core VMs the host sometimes places the
-# two vCPUs far apart: a cache line written by one core reaches the other in ~38 ns
-# most of the time, but in 175-195 ns for minutes at a time (measured with a
-# two-thread ping-pong; these are the slow phases of ``_threads.PARALLEL_MIN_FLOPS``).
-# A copy the other thread made is then ~180 ns a cache line away, while making
-# one's own costs the same time as the shared copy did, both threads at once.
+# and then read by every thread: when the host places the two vCPUs far apart (the
+# slow phases of ``_threads.PARALLEL_MIN_FLOPS``), a copy the other thread made is
+# slow to reach, while making one's own costs the same time as the shared copy did.
 # (The weights themselves still cross once after the optimizer, on the main
-# thread, has updated them; the copies made from them no longer do.)
-# Measured, notebook-size tanh RNN forward+backward kernels (float64, two threads,
-# interleaved): 57.7 -> 54.3 us in slow phases, 43.3 -> 42.8 in fast ones.  Larger
+# thread, has updated them; the copies made from them no longer do.)  Larger
 # weights keep one shared copy: each copy is then memory traffic of its own.
+# See docs/tuning.md#per-thread-copies.
 PER_THREAD_COPY_MAX_SIZE = 16_384
 
 
@@ -216,9 +201,7 @@ def add_column_sums(rows, acc):
     """acc (M,) += the sum over rows of rows (R, M).
 
     Four rows per pass over acc: the row-at-a-time loop loads and stores all of
-    acc for every row.  Measured on (250, M) rows (one thread's half of the
-    notebook's backward), us a call from Python: float64 M=20 1.20 -> 0.69,
-    float32 M=80 (an LSTM's 4H) 2.86 -> 1.03.
+    acc for every row (docs/tuning.md#column-sums).
     """
     R, M = rows.shape
     r = 0
@@ -385,7 +368,7 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, share
     and the gradient of the pre-activations (G = 4H for an LSTM, H for a tanh
     RNN); wx (D, G).  dx is computed with Wx^T (G, D) as a C-contiguous copy
     (OpenBLAS ran ``rows @ wx.T`` at half the speed of the copy at the notebook's
-    size: float64 500 x 80 x 10, 23 against 51 GFLOP/s): made here with ``own``
+    size: docs/tuning.md#transposes): made here with ``own``
     (see PER_THREAD_COPY_MAX_SIZE), else ``shared_wx_t``, made once before the
     parallel loop.  Writes the block's rows of dx (N, T, D) = dA Wx^T,
     batch-major, and the block's sums X^T dA (D, G), Hprev^T dA (H, G) and the
@@ -413,7 +396,7 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, share
     rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
     wx_t = transposed_copy(wx) if own else shared_wx_t
     dx_rows = np.dot(rows, wx_t)
-    for t in range(t0, t1):  # (no i // R, i % R per row: 1.3 -> 0.95 us at (250, 10))
+    for t in range(t0, t1):  # (no i // R, i % R per row: docs/tuning.md#column-sums)
         for r in range(R):
             copy_row(dx_rows[(t - t0) * R + r], dx[lo + r, t])
     np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)

@@ -38,8 +38,8 @@ def kth_largest(values, k, heap):
     """The k-th largest of values (V,), 1 <= k <= V (ties counted, as
     ``np.partition(values, V - k)[V - k]``), kept in a min-heap of the k largest
     seen so far in the scratch heap (>= k,); heap[k:] is not touched.  O(V log k).
-    (With np.partition the first compile of the generation kernel took 9.4 s,
-    against 5.1 s with this.)"""
+    (np.partition nearly doubled the first compile of the generation kernel:
+    docs/tuning.md#compile-time.)"""
     V = values.shape[0]
     for i in range(k):  # the first k values, each sifted up
         heap[i] = values[i]

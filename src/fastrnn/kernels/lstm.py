@@ -15,9 +15,8 @@ interact inside a loop, so each chunk runs the whole sequence on its own thread
 with no synchronisation per step.  When there are as many work blocks as chunks,
 a chunk's thread also does the chunk's projection and weight-gradient GEMMs, in
 the same parallel region as its time loop: every region start may have to wake
-a sleeping thread, which costs tens of microseconds on these machines (measured:
-the notebook-size LSTM forward+backward ~20% faster with OpenMP threads that
-never sleep).
+a sleeping thread, which at small sizes costs as much as the work
+(docs/tuning.md#thread-wake-ups).
 
 ``n_blocks`` (the last argument) fixes the chunks and so the buffers' layout:
 a forward and the backward of its state must be called with the same value.
@@ -48,9 +47,9 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     state, and the weight gradient's Hprev, is one slice); tanh_c (T * N * H,)
     tanh(c_1)..tanh(c_T).  Writes h_out (N, T, H), the hidden states h_1..h_T
     batch-major (the result), and c_last (N, H) = c_T.
-    ``form``: how each step's h_{t-1} Wh runs, ``blocked.BLAS_STEPS``,
-    ``PACKED_STEPS`` or ``NARROW_STEPS`` (narrow panels, which must cover 4H
-    exactly; see :func:`.blocked.step_product`).
+    ``form``: how each step's h_{t-1} Wh runs, an int of
+    :class:`.dispatch.StepForm`: BLAS, PACKED or NARROW (narrow panels, which
+    must cover 4H exactly; see :func:`.blocked.step_product`).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
@@ -76,8 +75,8 @@ def _chunk_state(p, n_chunks, N, T, H, gates, c, tanh_c):
 
 
 # The time loop of one chunk is a function of its own, not inlined: compiled once
-# and called from both builds of the kernel (measured: with the parallel build
-# compiled, the serial forward and backward then compile in 3.6 s together).
+# and called from both builds of the kernel, so the second build compiles quickly
+# (docs/tuning.md#compile-time).
 @kernel
 def _forward_chunk(p, n_chunks, h0, c0, wh, own, shared_wh, shared_wh_panels, b, gates, c,
                    tanh_c, h, h_out, c_last, form):

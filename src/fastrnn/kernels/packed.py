@@ -2,16 +2,13 @@
 
 A recurrent time loop multiplies by the same weights at every step: h_{t-1} Wh
 forward, dA_t Wh^T backward.  BLAS cannot know that, and OpenBLAS copies
-("packs") the whole weight matrix into its panel layout again in every call:
-17-28% of a large layer's forward in ``perf``, and more where each thread has
-few rows.  Here the weights are packed once, before the loop, and each step runs
-a register-blocked microkernel (written with :mod:`.simd`) over the packed
-panels.  Measured per call, one thread, AMD EPYC (Zen 4), against OpenBLAS's
-``np.dot`` on the unpacked weights: float32 (16, 128) x (128, 512) 115 against
-54 GFLOP/s, (32, 1024) x (1024, 4096) 98 against 47; float64 (16, 128) x
-(128, 512) 55 against 39.  At the notebook's sizes OpenBLAS's small-matrix
-kernels are as fast or faster (one (10, 20) x (20, 20) product: OpenBLAS 0.24 us,
-packed 0.30 in float64), so ``fastrnn.layer_utils`` chooses by size.
+("packs") the whole weight matrix into its panel layout again in every call, a
+large part of a large layer's forward.  Here the weights are packed once, before
+the loop, and each step runs a register-blocked microkernel (written with
+:mod:`.simd`) over the packed panels: about twice OpenBLAS's throughput on large
+weights, while at the notebook's sizes OpenBLAS's small-matrix kernels are as
+fast or faster, so :mod:`.dispatch` chooses by size
+(docs/tuning.md#packed-microkernel, #packed-weights).
 
 Packed layout: B (K, M) becomes ``(P, K, NR)`` panels of NR = 2 vectors of
 columns, P = ceil(M / NR), the last panel zero-padded; panel p, row k holds
@@ -27,9 +24,7 @@ vectors of columns: 20 in float64.  Their microkernel (``narrow_affine``,
 ``narrow_product``) computes 4 rows x 5 vectors in 20 accumulators: per k, five
 loads, four broadcasts and twenty FMAs.  For a float64 layer of H = 20 -- the
 notebook's -- that covers the columns exactly where the full-width panels need
-two panels of 16 (12 of the 32 columns wasted); measured, one thread, forward
-kernel of (10, 50, 10, 20): 30.0 us against 36.4 with BLAS and 44.8 with full
-panels.
+two panels of 16 (12 of the 32 columns wasted; docs/tuning.md#rnn-narrow-steps).
 """
 
 import numpy as np
@@ -87,8 +82,8 @@ def pack_narrow_panels(w, transpose):
 
 @kernel
 def _pack(w, transpose, NR):
-    """Both kinds of panels, compiled once for both (a cold first LSTM
-    forward+backward compiled it twice, 0.9 s each)."""
+    """Both kinds of panels, compiled once for both (inlined, a cold first LSTM
+    forward+backward compiled it twice: docs/tuning.md#narrow-product-inlined)."""
     K, M = (w.shape[1], w.shape[0]) if transpose else w.shape
     P = (M + NR - 1) // NR
     panels = np.empty((P, K, NR), dtype=w.dtype)
@@ -283,9 +278,8 @@ def narrow_product(rows, panels, out):
     """out (R, P * NR) = rows (R, K) @ B, with B packed by ``pack_narrow_panels``
     (columns past M come out 0; out's rows must be contiguous).  Checks as
     ``narrow_affine``.  Inlined into each time loop, which costs compile time
-    (see kernels.blocked.step_weights) but not a call per step: compiled as a
-    function of its own, the notebook-size float64 tanh RNN took 55.3 us a
-    forward+backward against 52.4 (interleaved)."""
+    (see kernels.blocked.step_weights) but not a call per step, which shows at
+    the notebook's size (docs/tuning.md#narrow-product-inlined)."""
     _narrow_pass(rows, rows[:, :0], panels, panels[:, :1], False, out)
 
 

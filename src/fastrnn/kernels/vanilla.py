@@ -12,8 +12,8 @@ packed once: bias + x_t Wx + h_{t-1} Wh summed in registers, with no BLAS call
 and no separate projection (``FUSED_STEPS``).  A layer a little wider than one
 panel (H = 17 to 20 in float64, 33 to 40 in float32) does the same on narrow
 panels, whose 20 (40) columns fit it with little or no padding, and so does its
-backward's dA Wh^T (``NARROW_STEPS``).  ``fastrnn.layer_utils`` chooses the form
-from measurements.
+backward's dA Wh^T (``NARROW_STEPS``).  :mod:`.dispatch` names the forms and
+chooses one.
 """
 
 import numpy as np
@@ -21,22 +21,14 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import float_like, tanh
-from .blocked import (NARROW_STEPS, backward_weights, block_index, chunk_bounds,
+from .blocked import (backward_weights, block_index, chunk_bounds,
                       chunk_step_weights, chunk_view, chunking, copy_row, no_weights,
                       per_thread_copies, project_input_block, step_out_columns, step_product,
                       step_weights, sum_weight_gradients, tiled, weight_gradient_block,
                       weight_gradient_parts)
+from .dispatch import FUSED_STEPS, NARROW_STEPS
 from .packed import narrow_affine, pack_narrow_panels, pack_panels, packed_affine
 from .simd import vector_lanes
-
-# How ``rnn_forward`` computes its steps (its ``form`` argument):
-#   BLAS_STEPS    x Wx of all steps first (GEMMs), then one BLAS call per step for h Wh
-#   PACKED_STEPS  the same, h Wh on Wh packed once (see blocked.step_product)
-#   NARROW_STEPS  bias + x_t Wx + h_{t-1} Wh in one narrow_affine pass per step
-#                 (backward: dA Wh^T on narrow panels)
-# (these three from blocked, shared with the LSTM), and:
-FUSED_STEPS = 2   # the same as NARROW_STEPS on full panels (packed_affine)
-
 
 @serial_and_parallel
 def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
@@ -47,7 +39,7 @@ def rnn_forward(x, x_tm, h0, wx, wh, b, h, h_out, form, n_blocks):
     for the weight gradients) and h ((T + 1) * N * H,) the hidden states
     h_0..h_T (all backward needs; h_0 a copy of h0, see ``lstm_forward``); and
     h_out (N, T, H), h_1..h_T batch-major (the result).
-    ``form``: BLAS_STEPS, PACKED_STEPS, FUSED_STEPS or NARROW_STEPS (see above).
+    ``form``: an int of :class:`.dispatch.StepForm`, any of the four.
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
@@ -119,9 +111,9 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels
     the weight gradients) and runs ``packed_affine`` (``narrow_affine``) on them
     and on h_{t-1}, into a block padded to whole panels (every store a whole
     vector), then tanh: row by row over the H real columns where there is
-    padding (measured, float32 H=20: 19.6 us a forward against 21.3 for tanh
-    over the padded rows), over the whole block where rows end in part of a
-    vector (see below).
+    padding (cheaper than tanh over the padded rows), over the whole block
+    where rows end in part of a vector (see below and
+    docs/tuning.md#fused-tanh-pass).
     """
     N, T, H = h_out.shape
     D = x.shape[2]
@@ -145,12 +137,10 @@ def _forward_chunk_fused(p, n_chunks, x, x_tm, h0, wx, wh, b, own, shared_panels
             packed_affine(x_p[t], h_p[t], panels, bias_panels, pre)
         if pre.shape[1] == H and H % vector_lanes(pre) != 0:
             # No padding, but rows that end in part of a vector: tanh as one
-            # vectorised pass over the contiguous block, then the rows' copies.
-            # Measured, float64 H = 20 on narrow panels: 30.0 us a forward
-            # against 37.9 row by row, whose last 4 columns run scalar.  Rows of
-            # whole vectors stay row by row (one pass for both copies): float32
-            # H = 32 30.8 against 33.4 us for the block pass, float64 H = 16
-            # 27.5 against 30.4 (layer forward, one thread).
+            # vectorised pass over the contiguous block, then the rows' copies:
+            # row by row, each row's last partial vector runs scalar.  Rows of
+            # whole vectors stay row by row (one pass for both copies), which
+            # is faster there (docs/tuning.md#fused-tanh-pass).
             block, new_block = pre.reshape(R * H), h_p[t + 1].reshape(R * H)
             for k in range(R * H):
                 new_block[k] = tanh(block[k])
