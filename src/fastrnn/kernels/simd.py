@@ -12,10 +12,9 @@ The vector width follows the CPU features Numba compiles for (the host's, or
 ``NUMBA_CPU_FEATURES``; ``NUMBA_ENABLE_AVX=0`` turns AVX off): 512 bits with
 AVX-512F, 256 with AVX, 128 otherwise; LLVM splits a vector wider than the
 registers.  Numba's on-disk cache is keyed by the CPU name and features it
-compiles for, so code built for one width is not loaded for another.  Numba
-does not notice edits to this module or to :mod:`.packed` in the cached kernels
-that use them: delete the ``__pycache__`` ``*.nbi`` / ``*.nbc`` files after
-changing either.
+compiles for, so code built for one width is not loaded for another; its key
+also covers every source of this package (:mod:`._cache`), so an edit here
+recompiles the kernels that inline these helpers.
 
 * ``vector_lanes(a)``: lanes of a vector of ``a``'s dtype (a compile-time constant).
 * ``vzero(a)``: a zero vector of ``a``'s dtype.
