@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from fastrnn.kernels import blocked, vanilla
+from fastrnn.kernels import blocked, dispatch, vanilla
 from fastrnn.kernels.dispatch import (THRESHOLDS, UNMEASURED, StepForm, choose_form, force_form,
                                       runs, thresholds)
 from fastrnn.kernels.packed import narrow_panel_columns
@@ -91,7 +91,7 @@ def test_bad_names_are_refused():
             pass
     with pytest.raises(ValueError, match="direction"):
         choose_form("rnn", "sideways", np.float64, 3, 5)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="cell: expected one of .* got 'gru'"):
         choose_form("gru", "forward", np.float64, 3, 5)
     with pytest.raises(ValueError):
         with force_form(7):
@@ -114,3 +114,21 @@ def test_the_tuning_script_times_every_form(capsys):
     assert "FUSED, BLAS" in rows["FUSED"], "FUSED is a forward form: the backward runs BLAS"
     assert "NARROW, NARROW" in rows["NARROW"]
     assert sum(line.rstrip().endswith("*") for line in lines[2:]) >= 1, "the rules' choice"
+
+
+def test_kept_answers_are_the_rules_answers_and_a_forced_form_still_wins():
+    args = ("lstm", "forward", np.float32, 64, 300)
+    first = choose_form(*args)
+    assert choose_form(*args) is first  # answered from dispatch._chosen
+    assert first == dispatch._rules(*args, None, dispatch.VECTOR_BITS)
+    with force_form(StepForm.BLAS):
+        assert choose_form(*args) == StepForm.BLAS
+    assert choose_form(*args) == first
+
+
+def test_kept_answers_do_not_grow_without_bound(monkeypatch):
+    monkeypatch.setattr(dispatch, "_CHOSEN_MAX", 8)
+    monkeypatch.setattr(dispatch, "_chosen", {})
+    for steps in range(2, 40):
+        choose_form("rnn", "forward", np.float64, 20, steps)
+    assert len(dispatch._chosen) <= 8

@@ -178,15 +178,42 @@ def choose_form(cell, direction, dtype, h_dim, steps, forward_form=None, *,
     the rules with :func:`thresholds` for ``dtype`` and ``vector_bits`` (this
     machine's SIMD width by default; pass another to see the rule there).
     """
-    gates = CELLS[cell]
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
     forced_forms = _forced.get()
     if forced_forms:
+        _check_cell_direction(cell, direction)
         for forced in reversed(forced_forms):
             if (forced.cell in (None, cell) and forced.direction in (None, direction)
                     and runs(forced.form, cell, direction, dtype, h_dim)):
                 return forced.form
+    # A layer asks twice per forward + backward with the same arguments: the
+    # rules below cost several times a dictionary look-up (docs/tuning.md).
+    key = (cell, direction, dtype, h_dim, steps, forward_form, vector_bits)
+    form = _chosen.get(key)
+    if form is None:
+        _check_cell_direction(cell, direction)
+        if len(_chosen) >= _CHOSEN_MAX:
+            _chosen.clear()
+        form = _chosen[key] = _rules(cell, direction, dtype, h_dim, steps, forward_form,
+                                     vector_bits)
+    return form
+
+
+# The rules' answers by choose_form's arguments, when no form is forced; cleared
+# when full, so that calls with ever new T cannot grow it without bound.
+_chosen = {}
+_CHOSEN_MAX = 4096
+
+
+def _check_cell_direction(cell, direction):
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
+
+
+def _rules(cell, direction, dtype, h_dim, steps, forward_form, vector_bits):
+    """choose_form's rules, with nothing forced."""
+    gates = CELLS[cell]
     if cell == "rnn" and direction == "backward" and forward_form == _NARROW:
         return _NARROW
     limits = thresholds(dtype, vector_bits)
