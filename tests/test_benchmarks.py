@@ -333,3 +333,11 @@ def test_prepare_throughput_script_on_a_small_text(tmp_path, capsys):
     assert figures["mb_per_s"] > 0 and figures["peak_anon_mb"] >= figures["baseline_anon_mb"] > 0
     out = capsys.readouterr().out
     assert "throughput:" in out and "anonymous memory: peak" in out
+
+
+def test_layer_overhead_script_reports_both_cells(capsys):
+    script = load(BENCH_DIR / "layer_overhead.py")
+    script.main(["--repeats", "2", "--calls", "20"])
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) == {"lstm", "rnn"}
+    assert all(0 < us < 1e5 for us in figures.values())
