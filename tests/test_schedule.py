@@ -99,30 +99,49 @@ def assert_bitwise_equal(a, b):
         assert np.array_equal(arrays_a[key], arrays_b[key]), key
 
 
-@pytest.mark.parametrize("schedule", [dict(eval_every=5),
-                                      dict(eval_every="0.3s", checkpoint_every="0.01s")])
-def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_bitwise_equal(corpus, tmp_path,
-                                                                      schedule):
-    config = TrainConfig(epochs=2, eval_every="epoch", **FAST)
-    straight = Trainer(model_for(corpus), corpus, config)
-    straight.run(progress=False)
-
-    split_dir = str(tmp_path / "split")
-    config = TrainConfig(epochs=2, **schedule, **FAST)
-    rows = []
-
-    def stop_mid_epoch(trainer, row):
+def stop_mid_second_epoch(rows):
+    """A callback that keeps the rows and stops at the first one in the second epoch."""
+    def callback(trainer, row):
         rows.append(row)
-        return row["epoch"] > 1.0 and trainer.step_in_epoch > 0  # stop at a checkpoint
+        return row["epoch"] > 1.0 and trainer.step_in_epoch > 0
+    return callback
 
-    result = train(model_for(corpus), corpus, config, split_dir, callback=stop_mid_epoch,
-                   progress=False)
+
+@pytest.fixture(scope="module")
+def straight(corpus):
+    """Two epochs without a stop, validated only at the epoch ends."""
+    trainer = Trainer(model_for(corpus), corpus, TrainConfig(epochs=2, eval_every="epoch",
+                                                             **FAST))
+    trainer.run(progress=False)
+    return trainer
+
+
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_bitwise_equal(corpus, straight,
+                                                                      tmp_path):
+    split_dir = str(tmp_path / "split")
+    rows = []
+    result = train(model_for(corpus), corpus, TrainConfig(epochs=2, eval_every=5, **FAST),
+                   split_dir, callback=stop_mid_second_epoch(rows), progress=False)
     assert result.stopped == "callback"
     assert len(rows) > 2  # evaluations inside the first epoch too
     resumed = resume_trainer(split_dir, corpus)
     assert resumed.epoch == 1 and resumed.step_in_epoch == result.steps - resumed.windows_per_epoch
     resumed.run(progress=False)
     assert_bitwise_equal(resumed, straight)
+
+
+def test_timed_evaluations_change_nothing_and_any_of_them_resumes_exactly(corpus, straight):
+    config = TrainConfig(epochs=2, eval_every="0.001s", **FAST)
+    rows = []
+    first = Trainer(model_for(corpus), corpus, config)
+    assert first.run(callback=stop_mid_second_epoch(rows), progress=False).stopped == "callback"
+    assert len(rows) > 10  # validated at (nearly) every step: whenever the clock said so
+    arrays, meta = first.checkpoint_contents()
+    meta = json.loads(json.dumps(meta))  # as read back from a checkpoint
+    second = Trainer(model_for(corpus), corpus, config)
+    second.restore(arrays, meta)
+    second.run(progress=False)
+    assert_bitwise_equal(second, straight)
 
 
 def test_metrics_rows_carry_the_schedule(corpus, tmp_path):
