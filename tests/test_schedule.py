@@ -280,7 +280,7 @@ def test_a_run_killed_at_any_moment_leaves_a_checkpoint_that_loads_and_resumes(t
     first = ["train", str(text), "--out", str(run_dir), "--hidden", "12", "--embedding", "8",
              "--seq-len", "8", "--batch-size", "4", "--epochs", "1000", "--eval-every", "7",
              "--checkpoint-every", "0.05s", "--quiet"]
-    again = ["train", "--resume", "--out", str(run_dir), "--quiet"]
+    again = ["train", "--resume", "--out", str(run_dir)]
     moments = np.random.default_rng(int(time.time())).uniform(0.0, 0.6, size=3)
     steps = []
     for attempt, moment in enumerate(moments):
@@ -305,9 +305,17 @@ def test_a_run_killed_at_any_moment_leaves_a_checkpoint_that_loads_and_resumes(t
         steps.append(run.meta["global_step"])
         assert all(np.isfinite(value).all() for value in run.model.params.values())
     assert steps == sorted(steps) and steps[0] > 0
+    # A shutdown (SIGTERM) stops at the end of a step and writes its checkpoint, as Ctrl-C.
+    process = subprocess.Popen([sys.executable, "-m", "fastrnn", *again],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while load_run(str(run_dir), "latest").meta["global_step"] == steps[-1]:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert b"interrupted" in out and b"continue with: fastrnn train --resume" in out
     trainer = resume_trainer(str(run_dir))
-    assert trainer.global_step == steps[-1]
-    trainer.run(progress=False, time_budget=trainer.seconds + 0.01)
     assert trainer.global_step > steps[-1]
     # The temporary files of the writes the kills cut short are gone.
     assert not [name for name in os.listdir(run_dir) if name.endswith(".tmp")]

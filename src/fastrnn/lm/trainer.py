@@ -47,7 +47,7 @@ __all__ = ["TrainResult", "Trainer", "train", "resume", "resume_trainer"]
 class TrainResult:
     """How a call to :meth:`Trainer.run` ended.
 
-    stopped: 'epochs', 'time', 'interrupted' (Ctrl-C) or 'callback';
+    stopped: 'epochs', 'time', 'interrupted' (Ctrl-C or SIGTERM) or 'callback';
     last: the last metrics row (None when no validation ran).
     """
 
@@ -60,14 +60,16 @@ class TrainResult:
 
 
 class _StopOnInterrupt:
-    """While active (main thread only), the first Ctrl-C asks the loop to stop at
-    the end of the current step, so a checkpoint of a consistent state can be
-    written; a second Ctrl-C interrupts at once, as usual."""
+    """While active (main thread only), the first Ctrl-C (SIGINT) or SIGTERM (what a
+    machine being shut down or pre-empted sends) asks the loop to stop at the end of
+    the current step, so a checkpoint of a consistent state can be written; a second
+    one interrupts at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._installed = False
-        self._previous = None
+        self._previous = {}
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -76,13 +78,13 @@ class _StopOnInterrupt:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            self._previous = {number: signal.signal(number, self._handle)
+                              for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
         return False
 
 
@@ -192,7 +194,7 @@ class Trainer:
         progress: show a progress bar (None: when stderr is a terminal; otherwise a
         line every ``log_every`` seconds); False shows nothing, not even the
         note while kernels compile.  The time budget counts from after compilation.
-        Ctrl-C stops at the end of the current step and writes a checkpoint.
+        Ctrl-C or SIGTERM stops at the end of the current step and writes a checkpoint.
         Raises :class:`NonFiniteError` after ``max_nonfinite`` non-finite steps in a row.
         """
         if epochs is not None or time_budget is not None:
