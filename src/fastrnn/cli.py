@@ -114,8 +114,8 @@ def build_parser():
     training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
     training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),
-                          help="share of the text, at its end, held out for validation "
-                          + _default("val_fraction"))
+                          help="share of the text held out for validation (at most "
+                          "--val-tokens) " + _default("val_fraction"))
     training.add_argument("--seed", type=_setting(lm.TrainConfig, "seed", int),
                           help="random seed " + _default("seed"))
     training.add_argument("--val-tokens", type=_setting(lm.TrainConfig, "val_tokens", int),

@@ -125,8 +125,8 @@ class Trainer:
         self.state = TrainerState.fresh(model, self.config)
         self._kernels_ready = False
         self._saved_step = None  # global_step of the latest checkpoint written or resumed
-        self._saved_seconds = 0.0  # and its training seconds
-        self._row_mark = (time.perf_counter(), 0)  # (clock, global_step) of the last row
+        self._saved_seconds = None  # and its training seconds (from run(): of the session)
+        self._row_mark = None  # (clock, global_step) of the last row (from run(): the session)
 
     # ---------------------------------------------------------------- one step
 
@@ -435,7 +435,7 @@ def resume_trainer(run_dir, corpus=None):
                                                       directory.file(CONFIG_FILE))
     if not os.path.exists(directory.file(LATEST)):
         raise RunError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
-                       "first epoch did, without a Ctrl-C); train it again")
+                       "first validation or checkpoint, without a Ctrl-C); train it again")
     arrays, meta = load_checkpoint(directory.file(LATEST))
     if corpus is None:
         corpus = Corpus.from_config(text_config, vocab)
