@@ -15,7 +15,7 @@ import pytest
 from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main
 from fastrnn.lm import (LATEST, Corpus, LanguageModel, ModelConfig, NonFiniteError, Trainer,
-                        TrainConfig, load_run, resume_trainer, train)
+                        TrainConfig, load_run, resume, resume_trainer, train)
 from fastrnn.lm.split import VALIDATION_BLOCKS, split_text
 
 SMALL = dict(embedding=8, hidden=12, dtype="float64", layers=2, dropout=0.2)
@@ -158,6 +158,22 @@ def test_metrics_rows_carry_the_schedule(corpus, tmp_path):
         assert row["lr"] == 1e-2 and row["skipped_steps"] == 0 and row["tokens_per_second"] > 0
         assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
     assert (run_dir / "samples.txt").read_text().count("=== epoch") == len(rows)
+
+
+def test_a_resumed_run_may_be_given_a_new_schedule_and_no_other_setting(corpus, tmp_path):
+    run_dir = str(tmp_path / "run")
+    train(model_for(corpus), corpus, TrainConfig(epochs=1, eval_every="epoch", **FAST), run_dir,
+          progress=False)
+    with pytest.raises(ValueError, match="schedule: expected settings among eval_every, "
+                                         "checkpoint_every, max_nonfinite, got lr"):
+        resume(run_dir, epochs=2, corpus=corpus, schedule={"lr": 0.1})
+    resume(run_dir, epochs=2, corpus=corpus, progress=False, schedule={"eval_every": 10})
+    run = load_run(run_dir, "latest")
+    windows = run.meta["global_step"] // 2
+    assert [row["step"] for row in run.meta["history"]] == \
+        [windows] + [step for step in range(windows + 1, 2 * windows) if step % 10 == 0] + \
+        [2 * windows]
+    assert run.config["training"]["eval_every"] == 10  # recorded: the next resume keeps it
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,7 +138,8 @@ def build_parser():
                         help="run directory [runs/<date-time>]")
     output.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint "
-                             "(--epochs and --time-budget may be raised)")
+                             "(--epochs and --time-budget may be raised; --eval-every, "
+                             "--checkpoint-every and --max-nonfinite changed)")
     output.add_argument("--quiet", action="store_true", help="no progress bar, no epoch lines")
     output.add_argument("--log-every", type=_checked(float, check_log_every), default=30.0,
                         metavar="SECONDS", help="without a terminal, a progress line every "
@@ -267,17 +268,20 @@ def _resume(parser, args):
     if args.out is None:
         parser.error("--resume needs --out RUN_DIR, the run to continue")
     given = [name for name in _TEXT_OPTIONS + _MODEL_OPTIONS + _TRAIN_OPTIONS
-             if getattr(args, name) is not None]
+             if getattr(args, name) is not None and name not in lm.config.SCHEDULE]
     if args.files or given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         parser.error(f"--resume continues a run with its own text and settings; "
-                     f"only --epochs and --time-budget may be given "
+                     f"only --epochs, --time-budget, --eval-every, --checkpoint-every and "
+                     f"--max-nonfinite may be given "
                      f"(got {'TEXT_FILE ' if args.files else ''}{options})")
+    schedule = {name: getattr(args, name) for name in lm.config.SCHEDULE
+                if getattr(args, name) is not None}
     if not args.quiet:
         print(f"resuming {args.out}", flush=True)
     result = lm.resume(args.out, args.epochs, args.time_budget,
                        None if args.quiet else _print_epoch, progress=False if args.quiet else None,
-                       log_every=args.log_every)
+                       log_every=args.log_every, schedule=schedule)
     return _finish(args.out, result, args.quiet)
 
 

@@ -15,12 +15,16 @@ from .. import _checks
 from .._checks import is_int, is_number, require
 from ..text import get_tokenizer
 
-__all__ = ["TextConfig", "ModelConfig", "TrainConfig", "CELLS", "parse_duration",
+__all__ = ["TextConfig", "ModelConfig", "TrainConfig", "CELLS", "SCHEDULE", "parse_duration",
            "eval_schedule", "since"]
 
 CELLS = ("lstm", "rnn")
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+# The settings of TrainConfig that change when and what a run writes, never the
+# parameters it reaches: a resumed run may be given new ones.
+SCHEDULE = ("eval_every", "checkpoint_every", "max_nonfinite")
 
 
 def _positive_int(value):

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from .config import TrainConfig, eval_schedule
+from .config import SCHEDULE, TrainConfig, eval_schedule
 from .data import Corpus
 from .errors import NonFiniteError, RunError
 from .evaluation import evaluate_streams
@@ -404,18 +404,25 @@ def train(model, corpus, config=None, run_dir=None, callback=None, progress=None
 
 
 def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
-           corpus=None, log_every=30.0):
+           corpus=None, log_every=30.0, schedule=None):
     """Continue the run in ``run_dir`` from its latest checkpoint.
 
     The text is read again from the run's sources (or ``corpus``) and must be the
     one it started with.  ``epochs``/``time_budget`` replace the configured
-    limits.  Everything is read and checked before any file is written.
-    Returns a :class:`TrainResult`.
+    limits; ``schedule``, a dict of settings named in :data:`fastrnn.lm.config.SCHEDULE`
+    (``eval_every``, ``checkpoint_every``, ``max_nonfinite``), replaces those (they
+    change what the run writes and when, not the parameters it reaches).  Everything
+    is read and checked before any file is written.  Returns a :class:`TrainResult`.
     """
+    schedule = dict(schedule or {})
+    others = sorted(set(schedule) - set(SCHEDULE))
+    if others:
+        raise ValueError(f"schedule: expected settings among {', '.join(SCHEDULE)}, "
+                         f"got {', '.join(others)}")
     trainer = resume_trainer(run_dir, corpus)
     if epochs is not None or time_budget is not None:
-        trainer.config = dataclasses.replace(trainer.config, epochs=epochs,
-                                             time_budget=time_budget).validate()
+        schedule.update(epochs=epochs, time_budget=time_budget)
+    trainer.config = dataclasses.replace(trainer.config, **schedule).validate()
     done = trainer.config.epochs is not None and trainer.epoch >= trainer.config.epochs
     over = trainer.config.time_budget is not None and trainer.seconds >= trainer.config.time_budget
     if done or over:
