@@ -99,6 +99,9 @@ class Trainer:
     run_dir: where to write the run's files (nothing is written when None).
     ``state`` (a :class:`TrainerState`) is everything besides the parameters that
     decides the next step.  ``run()`` may be called again to train further.
+    ``split`` (:class:`~fastrnn.lm.split.TextSplit`): the text's training and
+    validation ranges; ``train_streams`` reads the training text window by window;
+    ``validation`` int64 (k, block length): the validation blocks.
     """
 
     epoch = _from_state("epoch")
