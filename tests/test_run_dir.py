@@ -13,7 +13,7 @@ import pytest
 from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.lm import (FORMAT_VERSION, LATEST, Corpus, LanguageModel, ModelConfig, RunError,
                         Trainer, TrainConfig, TrainerState, load_run, resume, resume_trainer,
-                        train)
+                        streams, train)
 
 SMALL = dict(embedding=8, hidden=12, dtype="float64")
 FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
@@ -216,6 +216,9 @@ def test_an_old_run_resumes_exactly_with_its_own_split_and_schedule(old_style_ru
     assert {name: getattr(trainer.config, name) for name in OLD_SCHEDULE} == OLD_SCHEDULE
     n_val = int(len(corpus) * trainer.config.val_fraction)
     assert trainer.split.train_ranges == [(0, len(corpus) - n_val)]  # the tail held out
+    # ... and evaluated as versions 1-2 did: cut into at most batch_size streams.
+    rows = min(FAST["batch_size"], n_val // (FAST["seq_len"] + 1))
+    np.testing.assert_array_equal(trainer.validation, streams(corpus.ids[-n_val:], rows))
     current = copy_run(old_style_run, tmp_path, "current")
     resume(str(old), epochs=3, corpus=corpus, progress=False)
     resume(str(current), epochs=3, corpus=corpus, progress=False)

@@ -11,8 +11,9 @@ exactly the parameters of an uninterrupted one, whatever the timing.
 
 A step whose loss or gradient norm is not finite is skipped: no update, the carried
 states put back as they were before its window (a NaN state would poison every
-later window), the stream position advanced all the same (retrying the window would
-give the same NaN: the model, states and window would be the same); ``max_nonfinite``
+later window), the stream position and the dropout generator advanced all the same
+(retrying the window would give the same NaN: the model, states and window would be
+the same), so a run with skipped steps still resumes exactly; ``max_nonfinite``
 of them in a row stop the run with :class:`NonFiniteError`.  A checkpoint with a
 non-finite array is never written.
 
