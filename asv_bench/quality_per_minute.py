@@ -7,7 +7,7 @@ wall-clock training seconds, on the built-in English corpus.
 Trains a character-level model with the default settings of ``fastrnn train``
 (:class:`fastrnn.lm.ModelConfig` and :class:`fastrnn.lm.TrainConfig`) on the
 built-in corpus, pausing every ``--every`` seconds of training to measure the
-loss on the validation tail.  Those measurements are not counted as training
+loss on the validation blocks.  Those measurements are not counted as training
 time; the validation ``fastrnn train`` itself does after each epoch is.  Writes
 a CSV (seconds, validation loss in nats per character, accuracy, epochs) and a
 PNG of the curve.  For scale: a PyTorch ``nn.LSTM`` of 256 units (float32, 2

@@ -93,7 +93,8 @@ def test_resume_trains_further_and_refuses_other_settings(word_run, tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--resume", "--out", str(run_dir), "--hidden", "30"])
     assert exit_info.value.code == 2
-    assert "only --epochs and --time-budget may be given (got --hidden)" in capsys.readouterr().err
+    assert "only --epochs, --time-budget, --eval-every, --checkpoint-every and " \
+           "--max-nonfinite may be given (got --hidden)" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(run_dir), "--epochs", "3", "--quiet"]) == 0
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
 

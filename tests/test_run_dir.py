@@ -13,7 +13,7 @@ import pytest
 from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.lm import (FORMAT_VERSION, LATEST, Corpus, LanguageModel, ModelConfig, RunError,
                         Trainer, TrainConfig, TrainerState, load_run, resume, resume_trainer,
-                        train)
+                        streams, train)
 
 SMALL = dict(embedding=8, hidden=12, dtype="float64")
 FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
@@ -45,6 +45,45 @@ def run_dir(tmp_path_factory, corpus):
     return path
 
 
+# What runs of format versions 1-2 did: the tail held out, validation at epoch ends only.
+OLD_SCHEDULE = dict(val_tokens=None, eval_every="epoch", checkpoint_every=None)
+NEW_SETTINGS = ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
+NEW_STATE = ("skipped_steps", "skipped_in_a_row")
+
+
+@pytest.fixture(scope="module")
+def old_style_run(tmp_path_factory, corpus):
+    """A run of one epoch with the settings of format versions 1-2 (still version 3)."""
+    path = str(tmp_path_factory.mktemp("old") / "run")
+    train(model_for(corpus, layers=2, dropout=0.2), corpus,
+          TrainConfig(epochs=1, **OLD_SCHEDULE, **FAST), path)
+    return path
+
+
+def as_version(directory, version):
+    """Rewrite the run in ``directory`` as run format ``version`` (1 or 2) wrote it."""
+    def convert(document):
+        for name in NEW_SETTINGS:
+            del document["training"][name]
+        if version == 1:
+            del document["format_version"]
+            document["format"] = "fastrnn-run-1"
+        else:
+            document["format_version"] = version
+    edit_config(directory, convert)
+    for name in os.listdir(directory):
+        if name.endswith(".npz"):
+            arrays, meta = load_checkpoint(directory / name)
+            for field in NEW_STATE:
+                del meta[field]
+            del meta["format"]
+            if version == 1:
+                del meta["format_version"]
+            else:
+                meta["format_version"] = version
+            save_checkpoint(directory / name, arrays, meta)
+
+
 def copy_run(run_dir, tmp_path, name="copy"):
     target = tmp_path / name
     shutil.copytree(run_dir, target)
@@ -55,10 +94,13 @@ def copy_run(run_dir, tmp_path, name="copy"):
 # TrainerState
 # --------------------------------------------------------------------------------------------
 
+MEASURED = ("seconds", "tokens_per_second")
+
+
 def without_times(meta):
-    """The metadata without the measured seconds (which differ from run to run)."""
+    """The metadata without the measured times (which differ from run to run)."""
     return {**{key: value for key, value in meta.items() if key != "seconds"},
-            "history": [{k: v for k, v in row.items() if k != "seconds"}
+            "history": [{k: v for k, v in row.items() if k not in MEASURED}
                         for row in meta["history"]]}
 
 
@@ -163,25 +205,31 @@ def test_a_checkpoint_of_a_newer_format_is_refused(run_dir, tmp_path, corpus):
         resume_trainer(str(newer), corpus)
 
 
-def test_a_version_1_run_loads_and_resumes_exactly(run_dir, tmp_path, corpus):
-    """Version 1 wrote ``"format": "fastrnn-run-1"`` and no version in its checkpoints."""
-    old = copy_run(run_dir, tmp_path)
-
-    def as_version_1(document):
-        del document["format_version"]
-        document["format"] = "fastrnn-run-1"
-    edit_config(old, as_version_1)
-    for name in os.listdir(old):
-        if name.endswith(".npz"):
-            arrays, meta = load_checkpoint(old / name)
-            del meta["format_version"], meta["format"]
-            save_checkpoint(old / name, arrays, meta)
-    current = copy_run(run_dir, tmp_path, "current")
-    resume(str(old), epochs=2, corpus=corpus, progress=False)
-    resume(str(current), epochs=2, corpus=corpus, progress=False)
-    resumed, current = load_run(str(old), "latest").model, load_run(str(current), "latest").model
-    for name, value in current.params.items():
-        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_run_resumes_exactly_with_its_own_split_and_schedule(old_style_run, tmp_path,
+                                                                     corpus, version):
+    """Version 1 wrote ``"format": "fastrnn-run-1"`` and no version in its checkpoints;
+    neither 1 nor 2 recorded the settings and state of version 3."""
+    old = copy_run(old_style_run, tmp_path)
+    as_version(old, version)
+    trainer = resume_trainer(str(old), corpus)
+    assert {name: getattr(trainer.config, name) for name in OLD_SCHEDULE} == OLD_SCHEDULE
+    n_val = int(len(corpus) * trainer.config.val_fraction)
+    assert trainer.split.train_ranges == [(0, len(corpus) - n_val)]  # the tail held out
+    # ... and evaluated as versions 1-2 did: cut into at most batch_size streams.
+    rows = min(FAST["batch_size"], n_val // (FAST["seq_len"] + 1))
+    np.testing.assert_array_equal(trainer.validation, streams(corpus.ids[-n_val:], rows))
+    current = copy_run(old_style_run, tmp_path, "current")
+    resume(str(old), epochs=3, corpus=corpus, progress=False)
+    resume(str(current), epochs=3, corpus=corpus, progress=False)
+    resumed, current = load_run(str(old), "latest"), load_run(str(current), "latest")
+    for name, value in current.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], value, err_msg=name)
+    # Validated at epoch ends only, as the old version did, though the default is timed.
+    assert [row["epoch"] for row in resumed.meta["history"]] == [1.0, 2.0, 3.0]
+    # The resumed run is rewritten in the current format with the old settings spelled out.
+    assert resumed.config["format_version"] == FORMAT_VERSION
+    assert {name: resumed.config["training"][name] for name in OLD_SCHEDULE} == OLD_SCHEDULE
 
 
 def test_a_setting_missing_from_the_run_is_an_error_not_a_default(run_dir, tmp_path):

@@ -100,14 +100,17 @@ def test_missing_file_and_unknown_encoding_are_text_errors(tmp_path):
         read_text([tmp_path / "a.txt"], encoding="klingon")
 
 
-@pytest.mark.parametrize("seq_len, batch_size, fraction", [(4, 3, 0.1), (64, 32, 0.1),
-                                                            (10, 2, 0.5), (1, 1, 0.01)])
-def test_minimum_tokens_is_exactly_enough(seq_len, batch_size, fraction):
-    config = TrainConfig(seq_len=seq_len, batch_size=batch_size, val_fraction=fraction)
-    needed = minimum_tokens(seq_len, batch_size, fraction)
+@pytest.mark.parametrize("seq_len, batch_size, fraction, cap", [
+    (4, 3, 0.1, None), (64, 32, 0.1, None), (10, 2, 0.5, None), (1, 1, 0.01, None),
+    (4, 3, 0.1, 100_000), (10, 2, 0.5, 11), (10, 40, 0.5, 30), (1, 1, 0.01, 1)])
+def test_minimum_tokens_is_exactly_enough(seq_len, batch_size, fraction, cap):
+    config = TrainConfig(seq_len=seq_len, batch_size=batch_size, val_fraction=fraction,
+                         val_tokens=cap)
+    needed = minimum_tokens(seq_len, batch_size, fraction, cap)
     corpus = Corpus.from_text("x" * needed)
-    train, val = corpus.split(config)
-    assert len(train) >= batch_size * (seq_len + 1) and len(val) >= seq_len + 1
+    split = corpus.split(config)
+    assert split.train_tokens >= batch_size * (seq_len + 1)
+    assert split.val_tokens >= seq_len + 1
     with pytest.raises(TextError, match=rf"text too short: {needed - 1} char tokens, need at "
                                         rf"least {needed}\b"):
         Corpus.from_text("x" * (needed - 1)).split(config)

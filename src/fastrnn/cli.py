@@ -32,6 +32,7 @@ _DEFAULTS = {field.name: field.default
 _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
+_TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
 
 _ERRORS = (TextError, CheckpointError, lm.RunError, ValueError, OSError)
 
@@ -113,16 +114,32 @@ def build_parser():
     training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
     training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),
-                          help="share of the text, at its end, held out for validation "
-                          + _default("val_fraction"))
+                          help="share of the text held out for validation (at most "
+                          "--val-tokens) " + _default("val_fraction"))
     training.add_argument("--seed", type=_setting(lm.TrainConfig, "seed", int),
                           help="random seed " + _default("seed"))
+    training.add_argument("--val-tokens", type=_setting(lm.TrainConfig, "val_tokens", int),
+                          help="at most this many tokens held out for validation, in blocks "
+                          "spread over the whole text (one pass of the default model takes "
+                          "a few seconds) " + _default("val_tokens"))
+    training.add_argument("--eval-every", type=_setting(lm.TrainConfig, "eval_every", _steps),
+                          metavar="STEPS|DURATION", help="validate, checkpoint and log a "
+                          "metrics row every STEPS steps or DURATION of training (90s, 10m, "
+                          "1h), and at every epoch end " + _default("eval_every"))
+    training.add_argument("--checkpoint-every", metavar="DURATION",
+                          type=_setting(lm.TrainConfig, "checkpoint_every", str),
+                          help="also write the latest checkpoint after DURATION (30s, 10m, "
+                          "1h) of training since the last one " + _default("checkpoint_every"))
+    training.add_argument("--max-nonfinite", type=_setting(lm.TrainConfig, "max_nonfinite", int),
+                          metavar="N", help="stop after N steps in a row whose loss or gradient "
+                          "is not finite (each is skipped) " + _default("max_nonfinite"))
     output = train.add_argument_group("output")
     output.add_argument("--out", metavar="RUN_DIR",
                         help="run directory [runs/<date-time>]")
     output.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its latest checkpoint "
-                             "(--epochs and --time-budget may be raised)")
+                             "(--epochs and --time-budget may be raised; --eval-every, "
+                             "--checkpoint-every and --max-nonfinite changed)")
     output.add_argument("--quiet", action="store_true", help="no progress bar, no epoch lines")
     output.add_argument("--log-every", type=_checked(float, check_log_every), default=30.0,
                         metavar="SECONDS", help="without a terminal, a progress line every "
@@ -153,6 +170,11 @@ def build_parser():
                                "validation loss and training time of a run.")
     info.add_argument("run_dir", metavar="RUN_DIR")
     return parser
+
+
+def _steps(text):
+    """``--eval-every``: a number of steps (an int) or a duration (the text as it is)."""
+    return int(text) if text.strip().isdigit() else text
 
 
 def _default(name):
@@ -202,9 +224,12 @@ def _limits(args):
 
 def _print_epoch(trainer, row):
     """The training callback of the command: one line per validation (above the bar)."""
-    tqdm.write(f"epoch {row['epoch']:g}: train loss {row['train_loss']:.3f}, "
+    train = "-" if row["train_loss"] is None else f"{row['train_loss']:.3f}"
+    skipped = f", {row['skipped_steps']} steps skipped" if row["skipped_steps"] else ""
+    tqdm.write(f"step {row['step']} (epoch {row['epoch']:g}): train loss {train}, "
                f"val loss {row['val_loss']:.3f} (perplexity {row['val_perplexity']:.2f}, "
-               f"accuracy {row['val_accuracy']:.3f}), {row['seconds']:.0f} s", file=sys.stdout)
+               f"accuracy {row['val_accuracy']:.3f}), {row['tokens_per_second']:,.0f} tok/s, "
+               f"{row['seconds']:.0f} s{skipped}", file=sys.stdout)
 
 
 def _train(parser, args):
@@ -243,17 +268,20 @@ def _resume(parser, args):
     if args.out is None:
         parser.error("--resume needs --out RUN_DIR, the run to continue")
     given = [name for name in _TEXT_OPTIONS + _MODEL_OPTIONS + _TRAIN_OPTIONS
-             if getattr(args, name) is not None]
+             if getattr(args, name) is not None and name not in lm.config.SCHEDULE]
     if args.files or given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         parser.error(f"--resume continues a run with its own text and settings; "
-                     f"only --epochs and --time-budget may be given "
+                     f"only --epochs, --time-budget, --eval-every, --checkpoint-every and "
+                     f"--max-nonfinite may be given "
                      f"(got {'TEXT_FILE ' if args.files else ''}{options})")
+    schedule = {name: getattr(args, name) for name in lm.config.SCHEDULE
+                if getattr(args, name) is not None}
     if not args.quiet:
         print(f"resuming {args.out}", flush=True)
     result = lm.resume(args.out, args.epochs, args.time_budget,
                        None if args.quiet else _print_epoch, progress=False if args.quiet else None,
-                       log_every=args.log_every)
+                       log_every=args.log_every, schedule=schedule)
     return _finish(args.out, result, args.quiet)
 
 

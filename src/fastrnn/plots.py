@@ -5,6 +5,8 @@ through ``pyplot``: no window opens, and the backend of a notebook or program
 that imports fastrnn is left as it is.
 """
 
+import math
+
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -20,19 +22,22 @@ def _save(figure, path):
 
 
 def plot_training_curves(history, path):
-    """Loss and accuracy of training and validation against epochs, into PNG ``path``.
+    """Loss and accuracy of training and validation against training steps, into PNG ``path``.
 
-    history: the metrics rows of a run (dicts with ``epoch``, ``train_loss``,
-    ``val_loss``, ``train_accuracy``, ``val_accuracy``).
+    history: the metrics rows of a run (dicts with ``step``, ``train_loss``,
+    ``val_loss``, ``train_accuracy``, ``val_accuracy``; a training value is None
+    when every step since the row before was skipped).
     """
-    epochs = [row["epoch"] for row in history]
+    steps = [row["step"] for row in history]
     figure = Figure(figsize=(10, 4), layout="constrained")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, key, label in ((loss_axes, "loss", "loss (nats per token)"),
                              (accuracy_axes, "accuracy", "next-token accuracy")):
-        axes.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="training")
-        axes.plot(epochs, [row[f"val_{key}"] for row in history], "s-", label="validation")
-        axes.set_xlabel("epoch")
+        for kind, style, name in (("train", "o-", "training"), ("val", "s-", "validation")):
+            values = [math.nan if row[f"{kind}_{key}"] is None else row[f"{kind}_{key}"]
+                      for row in history]
+            axes.plot(steps, values, style, label=name, markersize=3)
+        axes.set_xlabel("training step")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
         axes.legend()

@@ -16,14 +16,18 @@ contiguous streams (one per batch row) and read in windows of ``seq_len``
 tokens; the hidden and cell states at the end of a window are the initial states
 of the next one (truncated backpropagation through time: no gradient flows
 back across windows), and they are reset to zero at the start of every epoch.
-The tail ``val_fraction`` of the text is held out and evaluated after every
-epoch.  Everything that decides the next step (parameters, Adam's moments, the
-carried states, the dropout generator, the position in the epoch) is in the
-checkpoint, so an interrupted and resumed run ends with exactly the parameters
-of an uninterrupted one.
+A share of the text, capped at ``val_tokens`` and taken in blocks spread over the
+whole text, is held out (:mod:`~fastrnn.lm.split`) and evaluated at every epoch end
+and every ``eval_every`` steps or minutes; the latest checkpoint is also written
+every ``checkpoint_every`` minutes.  Everything that decides the next step
+(parameters, Adam's moments, the carried states, the dropout generator, the
+position in the epoch) is in the checkpoint, so a run resumed from any checkpoint,
+mid-epoch too, ends with exactly the parameters of an uninterrupted one.  A step
+whose loss or gradient is not finite is skipped; several in a row stop the run.
 
 The modules, by job: :mod:`~fastrnn.lm.config` (the three configurations and
-their validators), :mod:`~fastrnn.lm.data` (the corpus, its split and streams),
+their validators), :mod:`~fastrnn.lm.data` (the corpus and its streams),
+:mod:`~fastrnn.lm.split` (training and validation ranges of the text),
 :mod:`~fastrnn.lm.model` (the network), :mod:`~fastrnn.lm.evaluation`,
 :mod:`~fastrnn.lm.generation` (text from the model), :mod:`~fastrnn.lm.trainer`
 (the loop), :mod:`~fastrnn.lm.state` (the trainer's resumable state),
@@ -36,7 +40,7 @@ E embedding size, H hidden size, V vocabulary size.
 
 from .config import ModelConfig, TextConfig, TrainConfig
 from .data import Corpus, minimum_tokens, streams
-from .errors import RunError
+from .errors import NonFiniteError, RunError
 from .model import LanguageModel
 from .run_dir import (BEST, CONFIG_FILE, CURVES_FILE, FORMAT, FORMAT_VERSION, LATEST,
                       METRICS_FILE, SAMPLES_FILE, VOCAB_FILE, Run, load_run)
@@ -46,6 +50,6 @@ from .trainer import Trainer, TrainResult, resume, resume_trainer, train
 __all__ = [
     "TextConfig", "ModelConfig", "TrainConfig", "Corpus", "LanguageModel", "Trainer",
     "TrainerState", "TrainResult", "Run", "train", "resume", "resume_trainer", "load_run",
-    "RunError", "minimum_tokens", "streams", "FORMAT", "FORMAT_VERSION", "CONFIG_FILE",
+    "RunError", "NonFiniteError", "minimum_tokens", "streams", "FORMAT", "FORMAT_VERSION", "CONFIG_FILE",
     "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE", "CURVES_FILE", "SAMPLES_FILE",
 ]

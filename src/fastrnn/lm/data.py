@@ -1,8 +1,7 @@
-"""Text as token ids: the :class:`Corpus`, its split into training and validation, and
-the contiguous streams training and evaluation read (B streams of n // B tokens)."""
+"""Text as token ids: the :class:`Corpus`, its split into training and validation
+(:mod:`fastrnn.lm.split`), and contiguous streams (B streams of n // B tokens)."""
 
 import hashlib
-import math
 import os
 
 import numpy as np
@@ -11,6 +10,7 @@ from .. import corpus as builtin_corpus
 from ..text import TextError, Vocabulary, get_tokenizer, read_text
 from .config import TextConfig
 from .errors import RunError
+from .split import minimum_tokens, split_text
 
 __all__ = ["Corpus", "minimum_tokens", "streams"]
 
@@ -78,36 +78,9 @@ class Corpus:
         return self.config.describe()
 
     def split(self, train_config):
-        """(train ids, validation ids): the validation ids are the tail of the text.
-
-        Training needs one window of ``seq_len + 1`` tokens (inputs and the next
-        tokens) in each of ``batch_size`` streams; validation at least one window
-        of ``seq_len + 1`` tokens.  Raises TextError saying how many tokens that is.
-        """
-        S, B, fraction = train_config.seq_len, train_config.batch_size, train_config.val_fraction
-        n = len(self.ids)
-        needed = minimum_tokens(S, B, fraction)
-        if n < needed:
-            raise TextError(
-                f"text too short: {n} {self.config.level} tokens, need at least {needed} "
-                f"(one window of seq_len + 1 = {S + 1} tokens in each of batch_size = {B} "
-                f"streams for training, plus a validation tail of {fraction:g} of the text, "
-                f"at least {S + 1} tokens); use a longer text or smaller --seq-len/--batch-size")
-        n_val = _validation_size(n, S, fraction)
-        return self.ids[:n - n_val], self.ids[n - n_val:]
-
-
-def _validation_size(n_tokens, seq_len, val_fraction):
-    return max(int(n_tokens * val_fraction), seq_len + 1)
-
-
-def minimum_tokens(seq_len, batch_size, val_fraction):
-    """The fewest tokens with one training window per stream and one validation window."""
-    train_needed = batch_size * (seq_len + 1)
-    n = max(train_needed + seq_len + 1, math.ceil(train_needed / (1.0 - val_fraction)))
-    while n - _validation_size(n, seq_len, val_fraction) < train_needed:
-        n += 1
-    return n
+        """The :class:`~fastrnn.lm.split.TextSplit` of the text for ``train_config``:
+        ranges of ``ids``, no copy (see :func:`fastrnn.lm.split.split_text`)."""
+        return split_text(self.ids, train_config, self.config.level)
 
 
 def streams(ids, rows):

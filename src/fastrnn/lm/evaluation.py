@@ -4,20 +4,28 @@ import math
 
 from .data import streams
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_streams"]
 
 
 def evaluate(model, ids, seq_len, rows):
     """Loss, perplexity and accuracy of ``model`` predicting ``ids[t + 1]`` from ``ids[:t + 1]``.
 
     ids (n,) are cut into ``rows`` streams (fewer if there are not seq_len + 1
-    tokens per stream), read in windows of ``seq_len`` with the state carried,
-    as in training, without dropout.  Returns a dict with ``loss`` (nats per
-    token), ``perplexity``, ``accuracy`` and ``tokens`` (the number predicted).
+    tokens per stream) and scored by :func:`evaluate_streams`.
     """
     rows = max(1, min(rows, len(ids) // (seq_len + 1)))
-    data = streams(ids, rows)
-    h, c = model.zero_state(rows)
+    return evaluate_streams(model, streams(ids, rows), seq_len)
+
+
+def evaluate_streams(model, data, seq_len):
+    """Loss, perplexity and accuracy of ``model`` on ``data`` int (R, T): R streams (or
+    validation blocks) read together, in windows of ``seq_len`` with the state carried
+    from zeros, as in training, without dropout; each stream predicts its tokens 1 to
+    T - 1.  The states are this function's own and no random generator is drawn
+    from, so evaluating at any moment changes nothing training will do.  Returns a dict with ``loss`` (nats per token), ``perplexity``,
+    ``accuracy`` and ``tokens`` (the number predicted).
+    """
+    h, c = model.zero_state(data.shape[0])
     total_loss, correct, tokens = 0.0, 0, 0
     for start in range(0, data.shape[1] - 1, seq_len):
         stop = min(start + seq_len, data.shape[1] - 1)

@@ -139,10 +139,11 @@ class LanguageModel:
 
     def clip_gradients(self, max_norm):
         """Scale all gradients together so that their global L2 norm is at most
-        ``max_norm`` (0 = no clipping).  Returns the norm before clipping."""
+        ``max_norm`` (0 = no clipping).  Returns the norm before clipping; a norm
+        that is not finite leaves the gradients as they are (no step should use them)."""
         grads = list(self.grads.values())
         norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
-        if 0 < max_norm < norm:
+        if 0 < max_norm < norm < math.inf:
             scale = self.dtype.type(max_norm / norm)
             for g in grads:
                 g *= scale

@@ -8,9 +8,14 @@ atomically (:mod:`fastrnn.checkpoint`).
 
 Format versions: 1 is the format of the first releases (``"format": "fastrnn-run-1"``,
 no version number); 2 records ``format_version`` in ``config.json`` and in every
-checkpoint.  A run of a newer version than :data:`FORMAT_VERSION` is refused with a
-clear error; a run is always continued with its own recorded settings (a setting
-missing from ``config.json`` is an error, never a default filled in).
+checkpoint; 3 holds out validation blocks spread over the text, capped at
+``val_tokens``, and validates and checkpoints on a schedule (``eval_every``,
+``checkpoint_every``) with a guard against non-finite steps (``max_nonfinite``).
+A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
+a run is always continued with its own recorded settings: a setting newer than
+the run's version takes the value that says what that version did (its ``before``,
+see :func:`fastrnn.lm.config.since`), and any other setting missing from
+``config.json`` is an error, never a default filled in.
 """
 
 import dataclasses
@@ -28,7 +33,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Run", "RunDirectory", "load_run", "run_d
            "configs"]
 
 FORMAT = "fastrnn-run"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _VERSION_1_FORMAT = "fastrnn-run-1"  # version 1 named its version in the format string
 
 CONFIG_FILE = "config.json"
@@ -81,19 +86,25 @@ def _checked_version(version, source, error):
     return version
 
 
-def configs(document, source=CONFIG_FILE):
-    """(TextConfig, ModelConfig, TrainConfig) of a ``config.json`` document; every
-    setting must be recorded (RunError naming the first that is not)."""
+def configs(document, version, source=CONFIG_FILE):
+    """(TextConfig, ModelConfig, TrainConfig) of a ``config.json`` document of run
+    format ``version``; every setting of that version must be recorded (RunError
+    naming the first that is not); settings of later versions take the value that
+    says what ``version`` did."""
     def build(cls, section):
         values = document.get(section)
         if not isinstance(values, dict):
             raise RunError(f"{source}: no {section!r} settings")
-        names = [field.name for field in dataclasses.fields(cls)]
-        missing = [name for name in names if name not in values]
-        if missing:
-            raise RunError(f"{source}: the setting {section}.{missing[0]} is missing "
-                           "(a run records all its settings)")
-        return cls(**{name: values[name] for name in names}).validate()
+        settings = {}
+        for field in dataclasses.fields(cls):
+            if version < field.metadata.get("since", 1):
+                settings[field.name] = field.metadata["before"]
+            elif field.name in values:
+                settings[field.name] = values[field.name]
+            else:
+                raise RunError(f"{source}: the setting {section}.{field.name} is missing "
+                               "(a run records all its settings)")
+        return cls(**settings).validate()
     return (build(TextConfig, "text"), build(ModelConfig, "model"),
             build(TrainConfig, "training"))
 
@@ -121,6 +132,15 @@ class RunDirectory:
 
     def holds_a_run(self):
         return os.path.exists(self.file(CONFIG_FILE))
+
+    def remove_unfinished_writes(self):
+        """Remove the temporary files of writes a killed run left unfinished (see
+        :func:`fastrnn.checkpoint.atomic_write`: ``.<name>.<random>.tmp``); only one
+        run trains in a directory at a time, so no write of another is under way."""
+        names = (CONFIG_FILE, VOCAB_FILE, LATEST, BEST, METRICS_FILE, CURVES_FILE, SAMPLES_FILE)
+        for entry in os.listdir(self.path):
+            if entry.endswith(".tmp") and any(entry.startswith(f".{name}.") for name in names):
+                os.remove(self.file(entry))
 
     def write_settings(self, document, vocab):
         """Write ``config.json`` (``document``, see :func:`run_document`) and ``vocab.json``."""
@@ -166,8 +186,9 @@ def load_run(run_dir, checkpoint="best"):
     no validation has run yet).  Returns a :class:`Run`."""
     require(checkpoint in ("best", "latest"), "checkpoint", "'best' or 'latest'", checkpoint)
     directory = RunDirectory(run_dir)
-    document, _, vocab = directory.read_settings()
-    text_config, model_config, train_config = configs(document, directory.file(CONFIG_FILE))
+    document, version, vocab = directory.read_settings()
+    text_config, model_config, train_config = configs(document, version,
+                                                      directory.file(CONFIG_FILE))
     name = BEST if checkpoint == "best" and os.path.exists(directory.file(BEST)) else LATEST
     path = directory.file(name)
     arrays, meta = load_checkpoint(path)

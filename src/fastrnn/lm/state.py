@@ -44,11 +44,15 @@ def _array_field(since=1):
 class TrainerState:
     """h, c (L, B, H): the states carried from one window to the next (c unused by a
     tanh RNN); ``dropout_rng``, the generator of the dropout masks; ``optimizer``,
-    Adam with its moments (one (size,) pair per parameter) and step count; the position (``epoch`` completed epochs, ``step_in_epoch`` the next
-    window of the current one, ``global_step``), ``seconds`` of training in all
-    sessions; the sums of the epoch so far (loss in nats, correct predictions,
-    tokens); ``best_val_loss``; ``history`` (one metrics dict per validation) and
-    ``samples`` ([epoch, text] per validation)."""
+    Adam with its moments (one (size,) pair per parameter) and step count; the
+    position (``epoch`` completed epochs, ``step_in_epoch`` the next window of the
+    current one, ``global_step`` windows read, skipped ones included), ``seconds``
+    of training in all sessions; ``epoch_loss``, ``epoch_correct``, ``epoch_tokens``:
+    the sums (loss in nats, correct predictions, tokens) of the steps since the last
+    metrics row (named when rows came only at epoch ends); ``best_val_loss``;
+    ``history`` (one metrics dict per validation) and ``samples`` ([epoch, text] per
+    validation); ``skipped_steps``, ``skipped_in_a_row``: steps whose loss or
+    gradient was not finite, in all and in a row up to now."""
 
     h: np.ndarray = _array_field()
     c: np.ndarray = _array_field()
@@ -64,6 +68,8 @@ class TrainerState:
     best_val_loss: float | None = _value_field(None)
     history: list = _list_field()
     samples: list = _list_field()
+    skipped_steps: int = _value_field(0, since=3)
+    skipped_in_a_row: int = _value_field(0, since=3)
 
     @classmethod
     def fresh(cls, model, config):
