@@ -276,7 +276,7 @@ def test_list_and_remove_stores(books, tmp_path):
 
 TABLE_COST = textwrap.dedent("""
     import numpy as np
-    from fastrnn._store_kernels import WordsTable
+    from fastrnn.kernels.tokens import WordsTable
     from fastrnn.token_store import WORD_CHUNK_BYTES, _code_points
 
     def rss_anon():

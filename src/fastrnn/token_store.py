@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._store_kernels import CODE_POINTS, WordsTable, count, lookup
+from .kernels.tokens import CODE_POINTS, WordsTable, count, lookup
 from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunks,
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
