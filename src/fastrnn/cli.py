@@ -301,8 +301,7 @@ def _info(parser, args):
     run = lm.load_run(args.run_dir, "latest")
     config, meta = run.config, run.meta
     text, model, training = config["text"], config["model"], config["training"]
-    source = lm.TextConfig(**{k: v for k, v in text.items() if k not in ("tokens", "sha256")}
-                           ).describe()
+    source = lm.run_dir.configs(config)[0].describe()
     level = "char level" if text["level"] == "char" else \
         f"word level ({text['tokenizer']} tokenizer)"
     best = meta["best_val_loss"]

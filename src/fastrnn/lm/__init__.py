@@ -35,7 +35,7 @@ E embedding size, H hidden size, V vocabulary size.
 """
 
 from .config import ModelConfig, TextConfig, TrainConfig
-from .data import Corpus, minimum_tokens, streams
+from .data import Corpus, Windows, minimum_tokens, streams
 from .errors import RunError
 from .model import LanguageModel
 from .run_dir import (BEST, CONFIG_FILE, CURVES_FILE, FORMAT, FORMAT_VERSION, LATEST,
@@ -46,6 +46,6 @@ from .trainer import Trainer, TrainResult, resume, resume_trainer, train
 __all__ = [
     "TextConfig", "ModelConfig", "TrainConfig", "Corpus", "LanguageModel", "Trainer",
     "TrainerState", "TrainResult", "Run", "train", "resume", "resume_trainer", "load_run",
-    "RunError", "minimum_tokens", "streams", "FORMAT", "FORMAT_VERSION", "CONFIG_FILE",
-    "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE", "CURVES_FILE", "SAMPLES_FILE",
+    "RunError", "minimum_tokens", "streams", "Windows", "FORMAT", "FORMAT_VERSION",
+    "CONFIG_FILE", "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE", "CURVES_FILE", "SAMPLES_FILE",
 ]

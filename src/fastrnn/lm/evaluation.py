@@ -2,7 +2,7 @@
 
 import math
 
-from .data import streams
+from .data import Windows, streams
 
 __all__ = ["evaluate"]
 
@@ -16,13 +16,13 @@ def evaluate(model, ids, seq_len, rows):
     token), ``perplexity``, ``accuracy`` and ``tokens`` (the number predicted).
     """
     rows = max(1, min(rows, len(ids) // (seq_len + 1)))
-    data = streams(ids, rows)
+    data = streams(ids, rows)  # a view: ids may be a token store's memory map
+    windows = Windows(data, seq_len)
     h, c = model.zero_state(rows)
     total_loss, correct, tokens = 0.0, 0, 0
     for start in range(0, data.shape[1] - 1, seq_len):
-        stop = min(start + seq_len, data.shape[1] - 1)
-        targets = data[:, start + 1:stop + 1]
-        loss_sum, hits = model.loss(model.forward(data[:, start:stop], h, c), targets)
+        inputs, targets = windows(start, min(start + seq_len, data.shape[1] - 1))
+        loss_sum, hits = model.loss(model.forward(inputs, h, c), targets)
         total_loss += loss_sum
         correct += hits
         tokens += targets.size

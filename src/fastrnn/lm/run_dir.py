@@ -8,9 +8,12 @@ atomically (:mod:`fastrnn.checkpoint`).
 
 Format versions: 1 is the format of the first releases (``"format": "fastrnn-run-1"``,
 no version number); 2 records ``format_version`` in ``config.json`` and in every
-checkpoint.  A run of a newer version than :data:`FORMAT_VERSION` is refused with a
-clear error; a run is always continued with its own recorded settings (a setting
-missing from ``config.json`` is an error, never a default filled in).
+checkpoint; 3 records the token store a run of files trains on in ``"text"."store"``
+(its path, id dtype, ``max_vocab`` and ``on_bad_file``), and ``"text"."sha256"`` is
+then the store's fingerprint (its ids as stored) instead of that of the int64 ids.
+A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
+a run is always continued with its own recorded settings (a setting missing from
+``config.json`` is an error, never a default filled in).
 """
 
 import dataclasses
@@ -28,7 +31,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Run", "RunDirectory", "load_run", "run_d
            "configs"]
 
 FORMAT = "fastrnn-run"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _VERSION_1_FORMAT = "fastrnn-run-1"  # version 1 named its version in the format string
 
 CONFIG_FILE = "config.json"
@@ -46,8 +49,7 @@ def run_document(corpus, model, train_config):
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "text": {**dataclasses.asdict(corpus.config), "tokens": len(corpus),
-                 "sha256": corpus.fingerprint},
+        "text": corpus.recorded(),
         "model": {**dataclasses.asdict(model.config), "vocab_size": len(model.vocab),
                   "parameters": model.parameter_count()},
         "training": dataclasses.asdict(train_config),

@@ -13,7 +13,7 @@ import time
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig
-from .data import Corpus, streams
+from .data import Corpus, Windows, streams
 from .errors import RunError
 from .model import LanguageModel
 from .progress import Progress, clock, compiling
@@ -96,7 +96,8 @@ class Trainer:
         if model.vocab is not corpus.vocab and model.vocab.tokens != corpus.vocab.tokens:
             raise ValueError("model, corpus: the model was built for another vocabulary")
         train_ids, self.val_ids = corpus.split(self.config)
-        self.train_streams = streams(train_ids, self.config.batch_size)
+        self.train_streams = streams(train_ids, self.config.batch_size)  # a view
+        self._windows = Windows(self.train_streams, self.config.seq_len)
         self.windows_per_epoch = (self.train_streams.shape[1] - 1) // self.config.seq_len
         self.state = TrainerState.fresh(model, self.config)
         self._kernels_ready = False
@@ -104,10 +105,10 @@ class Trainer:
     # ---------------------------------------------------------------- one step
 
     def _window(self, window):
-        """(inputs, targets), each (B, S): window ``window`` of every stream."""
+        """(inputs, targets), each (B, S) int64: window ``window`` of every stream (in
+        buffers that the next call overwrites)."""
         S = self.config.seq_len
-        return (self.train_streams[:, window * S:(window + 1) * S],
-                self.train_streams[:, window * S + 1:(window + 1) * S + 1])
+        return self._windows(window * S, (window + 1) * S)
 
     def _train_window(self, window):
         """Forward, backward, clip and Adam step on window ``window`` of every stream."""
@@ -294,15 +295,17 @@ def train(model, corpus, config=None, run_dir=None, callback=None, progress=None
 
 
 def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
-           corpus=None, log_every=30.0):
+           corpus=None, log_every=30.0, full_check=False):
     """Continue the run in ``run_dir`` from its latest checkpoint.
 
-    The text is read again from the run's sources (or ``corpus``) and must be the
-    one it started with.  ``epochs``/``time_budget`` replace the configured
-    limits.  Everything is read and checked before any file is written.
+    The text is the run's token store, its sources checked cheaply (``full_check``:
+    hashed whole), or read again from the run's sources (or ``corpus``); it must be
+    the one the run started with (see :meth:`Corpus.of_run`).  ``epochs``/``time_budget``
+    replace the configured limits.  Everything is read and checked before any file
+    of the run is written.
     Returns a :class:`TrainResult`.
     """
-    trainer = resume_trainer(run_dir, corpus)
+    trainer = resume_trainer(run_dir, corpus, full_check)
     if epochs is not None or time_budget is not None:
         trainer.config = dataclasses.replace(trainer.config, epochs=epochs,
                                              time_budget=time_budget).validate()
@@ -316,7 +319,7 @@ def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
     return trainer.run(callback, progress, log_every=log_every)
 
 
-def resume_trainer(run_dir, corpus=None):
+def resume_trainer(run_dir, corpus=None, full_check=False):
     """A :class:`Trainer` restored from the latest checkpoint of ``run_dir``, with the
     run's own recorded settings."""
     directory = RunDirectory(run_dir)
@@ -326,11 +329,13 @@ def resume_trainer(run_dir, corpus=None):
         raise RunError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
                        "first epoch did, without a Ctrl-C); train it again")
     arrays, meta = load_checkpoint(directory.file(LATEST))
-    if corpus is None:
-        corpus = Corpus.from_config(text_config, vocab)
-    if corpus.fingerprint != document["text"]["sha256"]:
-        raise RunError(f"{run_dir}: the text differs from the one the run started with "
-                       f"({corpus.describe()})")
+    try:
+        if corpus is None:
+            corpus = Corpus.of_run(text_config, document["text"], vocab, full_check)
+        else:
+            corpus.check_recorded(document["text"])
+    except RunError as err:
+        raise RunError(f"{run_dir}: {err}") from None
     model = LanguageModel(vocab, corpus.tokenizer, model_config, train_config.seed)
     trainer = Trainer(model, corpus, train_config, run_dir)
     trainer.restore(arrays, meta, directory.file(LATEST))
