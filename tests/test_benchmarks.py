@@ -333,3 +333,14 @@ def test_prepare_throughput_script_on_a_small_text(tmp_path, capsys):
     assert figures["mb_per_s"] > 0 and figures["peak_anon_mb"] >= figures["baseline_anon_mb"] > 0
     out = capsys.readouterr().out
     assert "throughput:" in out and "anonymous memory: peak" in out
+
+
+def test_prepare_throughput_script_trains_on_the_store(tmp_path, capsys):
+    """``--train``: a training process reuses the store; its wall time and peak anonymous
+    memory are reported (figures from the run, not checked here)."""
+    script = load(BENCH_DIR / "prepare_throughput.py")
+    figures = script.main(["--size-mb", "0.3", "--level", "char", "--dir", str(tmp_path),
+                           "--train", "0.5"])
+    assert figures["train_wall_seconds"] > 0.5 and figures["train_peak_anon_mb"] > 0
+    assert (tmp_path / "run" / "checkpoint_latest.npz").is_file()
+    assert "training, 0.5 s budget:" in capsys.readouterr().out
