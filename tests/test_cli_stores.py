@@ -218,6 +218,7 @@ def test_a_binary_file_stops_or_is_skipped_with_a_warning(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["prepare"], "the following arguments are required: PATH"),
     (["prepare", "x", "--max-vocab", "1"], "--max-vocab: expected an integer >= 2"),
+    (["train", "x", "--max-vocab", "100"], "--max-vocab goes with --level word"),
     (["prepare", "x", "--on-bad-file", "ignore"], "invalid choice: 'ignore'"),
     (["eval", "run"], "the following arguments are required: PATH"),
     (["stores", "--remove"], "expected one argument"),

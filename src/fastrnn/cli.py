@@ -211,7 +211,8 @@ def _add_store_commands(commands):
         "prediction of a run's model on text files, encoded with the run's vocabulary "
         "through a token store (streamed: memory does not grow with the text) and read in "
         "the run's windows and streams.  A word the vocabulary lacks is <unk> when it has "
-        "one, else an error.")
+        "one, else an error.  The store stays in the cache for the next eval (see `fastrnn "
+        "stores`).")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("paths", nargs="+", metavar="PATH", help=_INPUT_HELP)
     evaluate.add_argument("--checkpoint", choices=("best", "latest"), default="best",
@@ -300,6 +301,7 @@ def _train(parser, args):
                                   **{name: _option(args, name) for name in _TRAIN_OPTIONS})
     run_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     _check_out(run_dir)
+    _check_max_vocab_level(parser, args, text_config)
     if args.files:
         corpus = _files_corpus(args.files, text_config, args)
     else:
@@ -325,6 +327,13 @@ def _train(parser, args):
 def _check_out(run_dir):
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise lm.RunError(f"--out: {run_dir} exists and is not a run directory")
+
+
+def _check_max_vocab_level(parser, args, text_config):
+    if args.max_vocab is not None and (text_config.level, text_config.tokenizer) != ("word",
+                                                                                     "words"):
+        parser.error("--max-vocab goes with --level word and the 'words' tokenizer (the "
+                     "others have no <unk> to stand for the words left out)")
 
 
 def _files_corpus(paths, text_config, args, vocab=None):
@@ -494,6 +503,7 @@ def _eval(parser, args):
 
 def _prepare(parser, args):
     text_config = lm.TextConfig(**{name: _option(args, name) for name in _TEXT_OPTIONS})
+    _check_max_vocab_level(parser, args, text_config)
     corpus = _files_corpus(args.paths, text_config.validate(), args)
     if args.quiet:  # the store's description is prepare's result: printed all the same
         print(corpus.store.describe())

@@ -22,6 +22,11 @@ carried states, the dropout generator, the position in the epoch) is in the
 checkpoint, so an interrupted and resumed run ends with exactly the parameters
 of an uninterrupted one.
 
+Text files (``Corpus.from_files``: files, directories, glob patterns) are read once
+into a token store (:mod:`fastrnn.token_store`) that training memory-maps: its
+memory does not grow with the text, and a resumed run checks the store's sources
+(sizes, times, sampled blocks) instead of reading them again.
+
 The modules, by job: :mod:`~fastrnn.lm.config` (the three configurations and
 their validators), :mod:`~fastrnn.lm.data` (the corpus, its split and streams),
 :mod:`~fastrnn.lm.model` (the network), :mod:`~fastrnn.lm.evaluation`,
