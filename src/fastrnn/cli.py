@@ -221,8 +221,6 @@ def _add_store_commands(commands):
     evaluate.add_argument("--quiet", action="store_true", help="only the scores")
 
 
-
-
 def _default(name):
     return f"[{_DEFAULTS[name]:g}]" if isinstance(_DEFAULTS[name], float) else \
         f"[{_DEFAULTS[name]}]"
@@ -458,7 +456,6 @@ def _info(parser, args):
     ]
     print("\n".join(lines))
     return 0
-
 
 
 def _store_status(recorded):
