@@ -139,6 +139,8 @@ def test_eval_reports_the_models_scores_on_another_text(word_run, tmp_path, caps
     assert float(perplexity) == pytest.approx(expected["perplexity"], abs=0.01)
     assert float(accuracy) == pytest.approx(expected["accuracy"], abs=1e-4)
     assert int(tokens.replace(",", "")) == expected["tokens"]
+    assert main(["stores"]) == 0
+    assert f"tokens (a model's vocabulary, for eval); {other}" in capsys.readouterr().out
 
 
 def test_eval_of_a_token_the_vocabulary_lacks_without_unk(tmp_path, capsys):

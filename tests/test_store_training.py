@@ -103,14 +103,17 @@ def test_a_changed_source_is_an_error_naming_the_file(stored_run):
         resume(run_dir, epochs=2, progress=False)
 
 
-def test_the_full_check_finds_damaged_ids_the_cheap_one_trusts(stored_run):
+def test_the_full_check_finds_damaged_ids_and_the_store_is_rebuilt(stored_run):
     run_dir, corpus, paths = stored_run
     ids = corpus.store.path / "ids.bin"
-    data = bytearray(ids.read_bytes())
-    data[len(data) // 2] ^= 1
-    ids.write_bytes(bytes(data))
+    original = ids.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 1
+    ids.write_bytes(bytes(damaged))
     with pytest.raises(StoreError, match="ids.bin: its ids do not match their recorded hash"):
-        resume(run_dir, epochs=2, progress=False, full_check=True)
+        corpus.store.check_sources(full=True)
+    assert resume(run_dir, epochs=2, progress=False, full_check=True).epochs == 2
+    assert ids.read_bytes() == original  # rebuilt in place (the same key)
 
 
 def test_a_missing_store_is_rebuilt_with_the_same_key_and_verified(stored_run):

@@ -518,7 +518,9 @@ def _stores(parser, args):
         sources = entry.get("sources", [])
         shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3
                                            else "")
-        tokens = f"{entry['n_tokens']:,} {entry['level']} tokens; " if "n_tokens" in entry else ""
+        given = " (a model's vocabulary, for eval)" if entry.get("given_vocab") else ""
+        tokens = (f"{entry['n_tokens']:,} {entry['level']} tokens{given}; "
+                  if "n_tokens" in entry else "")
         print(f"{entry['path']}  {token_store.size_text(entry['nbytes'])}  {entry['status']}  "
               f"{tokens}{shown or entry['problem']}")
         if entry["problem"] and sources:

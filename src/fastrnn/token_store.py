@@ -49,7 +49,7 @@ from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunk
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
 
-__all__ = ["StoreError", "TokenStore", "prepare", "default_cache_dir", "list_stores",
+__all__ = ["StoreError", "DamagedStoreError", "TokenStore", "prepare", "default_cache_dir", "list_stores",
            "remove_store", "size_text", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -67,6 +67,11 @@ _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's se
 
 class StoreError(TextError):
     """A token store that cannot be used: damaged, incomplete, or its sources changed."""
+
+
+class DamagedStoreError(StoreError):
+    """A store whose own files are incomplete, damaged or of another format (its
+    sources may be fine): building it again repairs it."""
 
 
 def default_cache_dir(cache_dir=None):
@@ -452,28 +457,29 @@ class TokenStore:
 
     @classmethod
     def open(cls, path):
-        """The store in the directory ``path``.  Raises StoreError for a directory that
-        is not a complete store, or whose files are damaged or truncated."""
+        """The store in the directory ``path``.  Raises DamagedStoreError for a directory
+        that is not a complete store, or whose files are damaged or truncated."""
         path = Path(path)
         again = "; run `fastrnn prepare` again (it rebuilds the store)"
         if not (path / META).is_file():
-            raise StoreError(f"{path}: not a token store (no {META}; an interrupted prepare "
-                             f"leaves none){again}")
+            raise DamagedStoreError(f"{path}: not a token store (no {META}; an interrupted "
+                                    f"prepare leaves none){again}")
         try:
             meta = json.loads((path / META).read_text(encoding="utf-8"))
             if meta.get("format_version") != FORMAT_VERSION:
-                raise StoreError(f"{path}: token store format {meta.get('format_version')!r}, "
-                                 f"this fastrnn reads format {FORMAT_VERSION}{again}")
+                raise DamagedStoreError(f"{path}: token store format "
+                                        f"{meta.get('format_version')!r}, this fastrnn reads "
+                                        f"format {FORMAT_VERSION}{again}")
             vocab = Vocabulary.from_json((path / VOCAB).read_text(encoding="utf-8"))
             dtype, n_tokens = np.dtype(meta["dtype"]), int(meta["n_tokens"])
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise StoreError(f"{path}: damaged token store ({type(err).__name__}: {err})"
-                             f"{again}") from None
+            raise DamagedStoreError(f"{path}: damaged token store ({type(err).__name__}: "
+                                    f"{err}){again}") from None
         actual = (path / IDS).stat().st_size if (path / IDS).is_file() else 0
         if actual != n_tokens * dtype.itemsize or len(vocab) != meta.get("vocab_size"):
-            raise StoreError(f"{path / IDS}: {actual} bytes, expected {n_tokens} tokens x "
-                             f"{dtype.itemsize} bytes = {n_tokens * dtype.itemsize} (a truncated "
-                             f"or damaged token store){again}")
+            raise DamagedStoreError(f"{path / IDS}: {actual} bytes, expected {n_tokens} tokens "
+                                    f"x {dtype.itemsize} bytes = {n_tokens * dtype.itemsize} (a "
+                                    f"truncated or damaged token store){again}")
         ids = np.memmap(path / IDS, dtype=dtype, mode="r", shape=(n_tokens,))
         return cls(path, meta, vocab, ids)
 
@@ -514,8 +520,10 @@ class TokenStore:
                                  f"prepared ({changed}); prepare it again to train on the new "
                                  "text")
         if full and file_sha256(self.path / IDS) != self.fingerprint:
-            raise StoreError(f"{self.path / IDS}: its ids do not match their recorded hash "
-                             "(a damaged token store); run `fastrnn prepare` again")
+            raise DamagedStoreError(
+                f"{self.path / IDS}: its ids do not match their recorded hash (a damaged token "
+                f"store); remove it (`fastrnn stores --remove {self.path.name}`) and prepare it "
+                "again")
 
 
 def _tree_bytes(path):
@@ -527,7 +535,8 @@ def list_stores(cache_dir=None):
     dicts with ``path``, ``key``, ``nbytes`` (on disk), ``status`` ('ok', 'stale': a
     source changed or is gone, 'damaged', or 'incomplete': left by an interrupted
     prepare), ``problem`` (a message, or None), and from ``store.json`` when it is
-    readable ``sources`` (paths), ``level``, ``tokenizer``, ``n_tokens`` and ``created``."""
+    readable ``sources`` (paths), ``level``, ``tokenizer``, ``n_tokens``, ``created`` and
+    ``given_vocab`` (encoded with a model's vocabulary, see :func:`prepare`)."""
     cache = default_cache_dir(cache_dir)
     if not cache.is_dir():
         return []
@@ -547,7 +556,8 @@ def list_stores(cache_dir=None):
             continue
         entry.update(sources=[s["path"] for s in store.meta["sources"]],
                      level=store.meta["level"], tokenizer=store.meta["tokenizer"],
-                     n_tokens=len(store), created=store.meta["created"])
+                     n_tokens=len(store), created=store.meta["created"],
+                     given_vocab="vocab_sha256" in store.meta)
         for source in store.meta["sources"]:
             try:
                 same = file_identity(source["path"]) == (source["size"], source["mtime_ns"])

@@ -17,7 +17,7 @@ import numpy as np
 from .. import corpus as builtin_corpus
 from ..sources import resolve_sources
 from ..text import TextError, Vocabulary, get_tokenizer
-from ..token_store import META, StoreError, TokenStore, prepare
+from ..token_store import META, DamagedStoreError, TokenStore, prepare, remove_store
 from .config import TextConfig
 from .errors import RunError
 
@@ -198,16 +198,16 @@ class Corpus:
 
 def _recorded_store(config, recorded, full_check):
     """The token store a run recorded (``recorded``: its ``"text"."store"``), its sources
-    checked; prepared again from ``config.sources``, with the same key, if it is gone."""
+    checked (StoreError naming a changed one); prepared again from ``config.sources``,
+    with the same key, if it is gone or damaged (the caller checks the fingerprint)."""
     path = Path(recorded["path"])
     if (path / META).is_file():
         try:
             store = TokenStore.open(path)
-        except StoreError:
-            pass  # damaged: prepare rebuilds it
-        else:
             store.check_sources(full=full_check)
             return store
+        except DamagedStoreError:
+            remove_store(path)  # prepare would reuse a store whose ids alone are damaged
     return prepare(config.sources, config.level, config.tokenizer, config.min_count,
                    recorded["max_vocab"], config.encoding, path.parent, recorded["on_bad_file"])
 
