@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 50 --level char
     PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 50 --level word
+    PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 500 --train 5
 
 Generates a text (words drawn, seeded, from the standard library's docstrings at their
 natural frequencies, ASCII only, lines of 6-18 words; ``--unicode`` adds curly quotes
@@ -13,6 +14,12 @@ Memory: a thread in that process reads ``RssAnon`` from ``/proc/self/status`` ev
 cache of the files read and written nor file-backed mappings, which is what the
 target is about (``VmHWM`` counts both, so it is printed too, for comparison).
 Targets: char >= 50 MB/s, word >= 15 MB/s, peak anonymous memory <= 300 MB.
+
+``--train SECONDS`` then runs ``fastrnn train TEXT --time-budget SECONDS`` (a small
+model; a validation tail of 0.01% of the text, since its evaluation at the end is
+not what is measured) in a fresh process, which reuses the store, and prints its wall
+time and its peak anonymous memory, sampled the same way from outside: training memory-maps the
+store, so it should not grow with the text (compare ``--size-mb 50`` and ``500``).
 """
 
 import argparse
@@ -111,6 +118,32 @@ def measure(paths, level, tokenizer="words", cache_dir=None):
     return figures
 
 
+def measure_training(text, seconds, cache_dir, run_dir):
+    """Run ``fastrnn train`` on ``text`` for ``seconds`` of training in a fresh process;
+    returns its wall time and peak RssAnon (sampled every 5 ms), a dict."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = dict(os.environ, FASTRNN_CACHE_DIR=str(cache_dir),
+               PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = [sys.executable, "-m", "fastrnn", "train", str(text), "--time-budget", str(seconds),
+            "--out", str(run_dir), "--hidden", "64", "--embedding", "16", "--seq-len", "32",
+            "--batch-size", "16", "--val-fraction", "0.0001", "--quiet"]
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    while process.poll() is None:
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                peak = max([peak] + [int(line.split()[1]) for line in status
+                                     if line.startswith("RssAnon:")])
+        except OSError:
+            break
+        time.sleep(0.005)
+    out, err = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"fastrnn train failed:\n{err.decode()}")
+    return {"wall_seconds": time.perf_counter() - start, "peak_anon_mb": peak / 1024}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=50.0)
@@ -120,6 +153,9 @@ def main(argv=None):
                         help="curly quotes and accents in every chunk (the non-ASCII path)")
     parser.add_argument("--dir", help="where to write the text and the store (default: a "
                                       "temporary directory, removed afterwards)")
+    parser.add_argument("--train", type=float, metavar="SECONDS",
+                        help="then train a small model on the store for SECONDS and print the "
+                             "training process's wall time and peak anonymous memory")
     args = parser.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="prepare-throughput-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -143,6 +179,12 @@ def main(argv=None):
               f"{f['baseline_anon_mb']:.0f} MB; target <= {TARGET_ANON_MB:g}: "
               f"{'met' if f['peak_anon_mb'] <= TARGET_ANON_MB else 'NOT met'}); "
               f"VmHWM {f['vm_hwm_mb']:.0f} MB")
+        if args.train:
+            shutil.rmtree(work / "run", ignore_errors=True)
+            t = measure_training(text, args.train, cache, work / "run")
+            f.update(train_wall_seconds=t["wall_seconds"], train_peak_anon_mb=t["peak_anon_mb"])
+            print(f"training, {args.train:g} s budget: {t['wall_seconds']:.1f} s of wall time "
+                  f"(store reused), peak anonymous memory {t['peak_anon_mb']:.0f} MB")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return f
     finally:

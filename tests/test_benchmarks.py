@@ -341,3 +341,14 @@ def test_layer_overhead_script_reports_both_cells(capsys):
     figures = json.loads(capsys.readouterr().out)
     assert set(figures) == {"lstm", "rnn"}
     assert all(0 < us < 1e5 for us in figures.values())
+
+
+def test_prepare_throughput_script_trains_on_the_store(tmp_path, capsys):
+    """``--train``: a training process reuses the store; its wall time and peak anonymous
+    memory are reported (figures from the run, not checked here)."""
+    script = load(BENCH_DIR / "prepare_throughput.py")
+    figures = script.main(["--size-mb", "0.3", "--level", "char", "--dir", str(tmp_path),
+                           "--train", "0.5"])
+    assert figures["train_wall_seconds"] > 0.5 and figures["train_peak_anon_mb"] > 0
+    assert (tmp_path / "run" / "checkpoint_latest.npz").is_file()
+    assert "training, 0.5 s budget:" in capsys.readouterr().out

@@ -25,6 +25,11 @@ PROSE = stdlib_docstrings()
 EXTRA = " Ünïcödé ΣΟΦΊΑ ς 日本語 😀 don't 'tis dogs' a''b\r\n  two  spaces\n\n"
 
 
+def in_memory(files, level="char", tokenizer="words", min_count=2):
+    """The corpus of ``files`` tokenized in memory: what a store must hold."""
+    return Corpus.from_text(read_text(files), level, tokenizer, min_count)
+
+
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8"))
@@ -49,7 +54,7 @@ def test_store_has_the_in_memory_corpus_ids_and_vocabulary(books, tmp_path, leve
                                                            min_count, chunk_bytes):
     store = prepare(books, level, tokenizer, min_count, cache_dir=tmp_path,
                     chunk_bytes=chunk_bytes)
-    corpus = Corpus.from_files(books, level, tokenizer, min_count)
+    corpus = in_memory(books, level, tokenizer, min_count)
     assert store.vocab.tokens == corpus.vocab.tokens
     assert store.vocab.unknown == corpus.vocab.unknown
     assert store.ids.dtype == (np.uint8 if len(store.vocab) <= 256 else np.uint16)
@@ -75,7 +80,7 @@ def test_chunk_boundaries_do_not_change_tokens(texts, chunk_bytes, tokenizer):
     with tempfile.TemporaryDirectory() as root:
         files = [write(Path(root) / f"{i}.txt", text) for i, text in enumerate(texts)]
         level = "char" if tokenizer == "char" else "word"
-        expected = Corpus.from_files(files, level, tokenizer, 1)
+        expected = in_memory(files, level, tokenizer, 1)
         if len(expected) == 0 or not "".join(texts):  # "" or files joined by "\n" only
             with pytest.raises(TextError, match="no text to train on"):
                 prepare(files, level, tokenizer, 1, cache_dir=Path(root) / "c",
@@ -96,6 +101,24 @@ def test_max_vocab_keeps_the_most_frequent_words_in_vocabulary_order(books, tmp_
     np.testing.assert_array_equal(store.ids, expected)
     with pytest.raises(ValueError, match="max_vocab: only with level='word' and tokenizer='words'"):
         prepare(books, "char", max_vocab=50, cache_dir=tmp_path)
+
+
+def test_a_given_vocabulary_encodes_another_text_as_in_memory(books, tmp_path):
+    """A trained model's vocabulary (``eval``): unknown words are its <unk>; without
+    one, an unknown token is an error naming the files and the token."""
+    vocab = prepare(books[:1], "word", "words", 50, cache_dir=tmp_path).vocab
+    assert vocab.unknown is not None
+    store = prepare(books[2:], "word", vocab=vocab, cache_dir=tmp_path)
+    assert store.vocab.tokens == vocab.tokens
+    expected = Corpus.from_text(read_text(books[2:]), "word", vocab=vocab)
+    np.testing.assert_array_equal(store.ids, expected.ids)
+    assert store.path != prepare(books[2:], "word", cache_dir=tmp_path).path
+    chars = Vocabulary(list("abc \n"))
+    write(tmp_path / "t.txt", "abc cab\nbad\n")
+    with pytest.raises(TextError, match=r"t\.txt: the token 'd' is not in the model's vocabulary "
+                                        r"\(5 tokens, no <unk>\)"):
+        prepare([tmp_path / "t.txt"], "char", vocab=chars, cache_dir=tmp_path / "c")
+    assert not any((tmp_path / "c").iterdir())
 
 
 def test_prepare_reuses_the_store_and_its_files_are_as_documented(books, tmp_path, monkeypatch):
@@ -195,7 +218,7 @@ def test_a_binary_file_is_named_with_its_offset_and_nothing_is_left(books, tmp_p
     with pytest.warns(SkippedFileWarning, match=r"image\.png"):
         store = prepare([books[0], binary, books[3]], "word", cache_dir=cache, chunk_bytes=1000,
                         on_bad_file="skip")
-    expected = Corpus.from_files([books[0], books[3]], "word")
+    expected = in_memory([books[0], books[3]], "word")
     np.testing.assert_array_equal(store.ids, expected.ids)
     assert store.vocab.tokens == expected.vocab.tokens
     assert [s["path"] for s in store.meta["skipped"]] == [str(binary)]
@@ -276,7 +299,7 @@ def test_list_and_remove_stores(books, tmp_path):
 
 TABLE_COST = textwrap.dedent("""
     import numpy as np
-    from fastrnn._store_kernels import WordsTable
+    from fastrnn.kernels.tokens import WordsTable
     from fastrnn.token_store import WORD_CHUNK_BYTES, _code_points
 
     def rss_anon():

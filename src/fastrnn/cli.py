@@ -1,5 +1,6 @@
-"""The ``fastrnn`` command: ``train``, ``generate`` and ``info``; a thin layer over
-:mod:`fastrnn.lm`.
+"""The ``fastrnn`` command: ``train``, ``generate``, ``info``, ``eval``, and ``prepare``
+and ``stores`` for the token stores; a thin layer over :mod:`fastrnn.lm` and
+:mod:`fastrnn.token_store`.
 
 Bad arguments print a usage message and exit with status 2 (argparse); errors
 in the text, the run directory or a checkpoint print ``fastrnn: error: ...`` and
@@ -13,13 +14,15 @@ import datetime
 import math
 import os
 import sys
+import warnings
 
 from tqdm.auto import tqdm
 
-from . import __version__, lm, sampling
-from ._checks import FLOAT_NAMES, ArgumentError
+from . import __version__, lm, sampling, token_store
+from ._checks import FLOAT_NAMES, ArgumentError, is_int
 from .checkpoint import CheckpointError
 from .lm.progress import check_log_every
+from .sources import SkippedFileWarning
 from .text import TextError
 
 # The options' defaults are the configuration classes' own.  The parser's
@@ -33,6 +36,9 @@ _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
+_STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not TextConfig's)
+_INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
+               "or glob patterns ('books/**/*.txt')")
 
 _ERRORS = (TextError, CheckpointError, lm.RunError, ValueError, OSError)
 
@@ -73,17 +79,8 @@ def build_parser():
         "train", help="train a language model", description="Train a language model on text "
         "files (UTF-8 by default), or on the built-in English corpus (docstrings of the "
         "Python standard library) when no file is given.  Defaults are shown in brackets.")
-    train.add_argument("files", nargs="*", metavar="TEXT_FILE", help="text to train on")
-    text = train.add_argument_group("text")
-    text.add_argument("--level", choices=("char", "word"),
-                      help="tokens: characters or words " + _default("level"))
-    text.add_argument("--tokenizer", choices=("words", "notebook"),
-                      help="word level: 'words' keeps punctuation and line breaks as tokens; "
-                           "'notebook' lowercases and splits on spaces and newlines "
-                           + _default("tokenizer"))
-    text.add_argument("--min-count", type=_setting(lm.TextConfig, "min_count", int),
-                      help="'words' tokenizer: rarer words become <unk> " + _default("min_count"))
-    text.add_argument("--encoding", help="encoding of the text files " + _default("encoding"))
+    train.add_argument("files", nargs="*", metavar="PATH", help=_INPUT_HELP)
+    _add_text_options(train.add_argument_group("text"))
     model = train.add_argument_group("model")
     model.add_argument("--cell", choices=lm.config.CELLS,
                        help="recurrent cell " + _default("cell"))
@@ -140,6 +137,9 @@ def build_parser():
                         help="continue the run in --out from its latest checkpoint "
                              "(--epochs and --time-budget may be raised; --eval-every, "
                              "--checkpoint-every and --max-nonfinite changed)")
+    output.add_argument("--full-check", action="store_true",
+                        help="with --resume: hash the source files and the token store whole "
+                             "(default: sizes, times and sampled blocks of the sources)")
     output.add_argument("--quiet", action="store_true", help="no progress bar, no epoch lines")
     output.add_argument("--log-every", type=_checked(float, check_log_every), default=30.0,
                         metavar="SECONDS", help="without a terminal, a progress line every "
@@ -169,12 +169,78 @@ def build_parser():
                                description="Configuration, vocabulary, parameters, best "
                                "validation loss and training time of a run.")
     info.add_argument("run_dir", metavar="RUN_DIR")
+    _add_store_commands(commands)
     return parser
 
 
 def _steps(text):
     """``--eval-every``: a number of steps (an int) or a duration (the text as it is)."""
     return int(text) if text.strip().isdigit() else text
+
+
+def _add_text_options(group):
+    """The options of how files become tokens and a token store (train and prepare)."""
+    group.add_argument("--level", choices=("char", "word"),
+                       help="tokens: characters or words " + _default("level"))
+    group.add_argument("--tokenizer", choices=("words", "notebook"),
+                       help="word level: 'words' keeps punctuation and line breaks as tokens; "
+                            "'notebook' lowercases and splits on spaces and newlines "
+                            + _default("tokenizer"))
+    group.add_argument("--min-count", type=_setting(lm.TextConfig, "min_count", int),
+                       help="'words' tokenizer: rarer words become <unk> "
+                            + _default("min_count"))
+    group.add_argument("--encoding", help="encoding of the text files " + _default("encoding"))
+    group.add_argument("--max-vocab", type=_checked(int, _check_max_vocab), metavar="N",
+                       help="'words' tokenizer: keep the N - 1 most frequent words, the others "
+                            "become <unk> [no limit]")
+    _add_bad_file_option(group)
+
+
+def _add_bad_file_option(group):
+    group.add_argument("--on-bad-file", choices=("error", "skip"),
+                       help="a file that is not text (a NUL byte, invalid encoding): stop with "
+                            "its name and byte offset, or skip it with a warning [error]")
+
+
+def _check_max_vocab(value):
+    if not (is_int(value) and value >= 2):
+        raise ArgumentError("max_vocab", "an integer >= 2 (<unk> and a word)", value)
+
+
+def _add_store_commands(commands):
+    prepare = commands.add_parser(
+        "prepare", help="encode text into a token store once, to train on it many times",
+        description="Read and tokenize text once into a token store: the token ids on disk, "
+        "which training memory-maps.  `fastrnn train` with the same PATHs and text options "
+        "reuses it (as long as the files keep their size and modification time).  Stores go "
+        "to $FASTRNN_CACHE_DIR, else $XDG_CACHE_HOME/fastrnn/stores (~/.cache/...); "
+        "`fastrnn stores` lists and removes them.")
+    prepare.add_argument("paths", nargs="+", metavar="PATH", help=_INPUT_HELP)
+    _add_text_options(prepare)
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    stores = commands.add_parser(
+        "stores", help="list or remove token stores",
+        description="List the token stores in the cache directory (path, size on disk, "
+        "status, source files), or remove one.  Status: ok; stale (a source file changed or "
+        "is gone: prepare again); damaged; incomplete (left by an interrupted prepare).")
+    stores.add_argument("--remove", metavar="KEY_OR_PATH",
+                        help="delete this store (its key, as listed, or its directory)")
+
+    evaluate = commands.add_parser(
+        "eval", help="score a trained run on other text",
+        description="Loss (nats per token), perplexity and accuracy of next-token "
+        "prediction of a run's model on text files, encoded with the run's vocabulary "
+        "through a token store (streamed: memory does not grow with the text) and read in "
+        "the run's windows and streams.  A word the vocabulary lacks is <unk> when it has "
+        "one, else an error.  The store stays in the cache for the next eval (see `fastrnn "
+        "stores`).")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("paths", nargs="+", metavar="PATH", help=_INPUT_HELP)
+    evaluate.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                          help="which checkpoint [best]")
+    _add_bad_file_option(evaluate)
+    evaluate.add_argument("--quiet", action="store_true", help="only the scores")
 
 
 def _default(name):
@@ -189,15 +255,28 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"train": _train, "generate": _generate, "info": _info}[args.command]
+    handler = {"train": _train, "generate": _generate, "info": _info, "eval": _eval,
+               "prepare": _prepare, "stores": _stores}[args.command]
     try:
-        return handler(parser, args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SkippedFileWarning)
+            warnings.showwarning = _show_warning
+            return handler(parser, args)
     except BrokenPipeError:
         _silence_stdout()
         return 1
     except _ERRORS as err:
         print(f"fastrnn: error: {err}", file=sys.stderr)
         return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A skipped file is one line for the user; other warnings keep Python's format."""
+    if issubclass(category, SkippedFileWarning):
+        print(f"fastrnn: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="",
+              file=sys.stderr)
 
 
 def _silence_stdout():
@@ -235,15 +314,19 @@ def _print_epoch(trainer, row):
 def _train(parser, args):
     if args.resume:
         return _resume(parser, args)
+    if args.full_check:
+        parser.error("--full-check goes with --resume (a new run checks nothing: it reads "
+                     "the text)")
     text_config = lm.TextConfig(**{name: _option(args, name) for name in _TEXT_OPTIONS})
     model_config = lm.ModelConfig(**{name: _option(args, name) for name in _MODEL_OPTIONS})
     epochs, time_budget = _limits(args)
     train_config = lm.TrainConfig(epochs=epochs, time_budget=time_budget,
                                   **{name: _option(args, name) for name in _TRAIN_OPTIONS})
     run_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    _check_out(run_dir)
+    _check_max_vocab_level(parser, args, text_config)
     if args.files:
-        corpus = lm.Corpus.from_files(args.files, text_config.level, text_config.tokenizer,
-                                      text_config.min_count, text_config.encoding)
+        corpus = _files_corpus(args.files, text_config, args)
     else:
         corpus = lm.Corpus.builtin(text_config.level, text_config.tokenizer,
                                    text_config.min_count)
@@ -264,10 +347,60 @@ def _train(parser, args):
     return _finish(run_dir, result, args.quiet)
 
 
+def _check_out(run_dir):
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise lm.RunError(f"--out: {run_dir} exists and is not a run directory")
+
+
+def _check_max_vocab_level(parser, args, text_config):
+    if args.max_vocab is not None and (text_config.level, text_config.tokenizer) != ("word",
+                                                                                     "words"):
+        parser.error("--max-vocab goes with --level word and the 'words' tokenizer (the "
+                     "others have no <unk> to stand for the words left out)")
+
+
+def _files_corpus(paths, text_config, args, vocab=None):
+    """The corpus of ``paths`` through a token store, whose description is printed."""
+    bar = _PrepareBar(not args.quiet)
+    try:
+        corpus = lm.Corpus.from_files(paths, text_config.level, text_config.tokenizer,
+                                      text_config.min_count, text_config.encoding, vocab,
+                                      getattr(args, "max_vocab", None),
+                                      args.on_bad_file or "error", progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(corpus.store.describe(), flush=True)
+    return corpus
+
+
+class _PrepareBar:
+    """``prepare``'s progress as a bar per pass over the text (none without a terminal)."""
+
+    def __init__(self, enabled):
+        self.enabled, self.phase, self.bar = enabled, None, None
+
+    def __call__(self, phase, done, total):
+        if not self.enabled:
+            return
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, leave=False, disable=None,
+                            desc={"count": "reading", "encode": "encoding"}[phase])
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _resume(parser, args):
     if args.out is None:
         parser.error("--resume needs --out RUN_DIR, the run to continue")
-    given = [name for name in _TEXT_OPTIONS + _MODEL_OPTIONS + _TRAIN_OPTIONS
+    _check_out(args.out)
+    given = [name for name in _TEXT_OPTIONS + _STORE_OPTIONS + _MODEL_OPTIONS + _TRAIN_OPTIONS
              if getattr(args, name) is not None and name not in lm.config.SCHEDULE]
     if args.files or given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -281,7 +414,8 @@ def _resume(parser, args):
         print(f"resuming {args.out}", flush=True)
     result = lm.resume(args.out, args.epochs, args.time_budget,
                        None if args.quiet else _print_epoch, progress=False if args.quiet else None,
-                       log_every=args.log_every, schedule=schedule)
+                       log_every=args.log_every, schedule=schedule,
+                       full_check=args.full_check)
     return _finish(args.out, result, args.quiet)
 
 
@@ -325,12 +459,18 @@ def _generate(parser, args):
     return 0
 
 
+def _run_configs(run, run_dir):
+    """(TextConfig, ModelConfig, TrainConfig) of a loaded run, read in its own format version."""
+    source = os.path.join(run_dir, lm.CONFIG_FILE)
+    version = lm.run_dir.document_version(run.config, source)
+    return lm.run_dir.configs(run.config, version, source)
+
+
 def _info(parser, args):
     run = lm.load_run(args.run_dir, "latest")
     config, meta = run.config, run.meta
     text, model, training = config["text"], config["model"], config["training"]
-    source = lm.TextConfig(**{k: v for k, v in text.items() if k not in ("tokens", "sha256")}
-                           ).describe()
+    source = _run_configs(run, args.run_dir)[0].describe()
     level = "char level" if text["level"] == "char" else \
         f"word level ({text['tokenizer']} tokenizer)"
     best = meta["best_val_loss"]
@@ -348,7 +488,81 @@ def _info(parser, args):
         "best validation:  " + ("none yet" if best is None else
                                 f"{best:.4f} nats per token (perplexity "
                                 f"{math.exp(best):.2f})"),
+        "token store:      " + _store_status(text.get("store")),
     ]
     print("\n".join(lines))
     return 0
 
+
+def _store_status(recorded):
+    """Where a run's token store is, its size, tokens and status (``recorded``: the run's
+    ``"text"."store"``, None for a run without one)."""
+    if recorded is None:
+        return "none (the text was read into memory)"
+    path = recorded["path"]
+    try:
+        store = token_store.TokenStore.open(path)
+    except token_store.StoreError as err:
+        gone = not os.path.exists(path)
+        return (f"{path}: {'gone' if gone else 'damaged'} (--resume prepares it again from "
+                f"the sources){'' if gone else ': ' + str(err)}")
+    try:
+        store.check_sources()
+        status = "ok"
+    except token_store.StoreError as err:
+        status = f"stale: {err}"
+    return (f"{path}, {token_store.size_text(store.nbytes)} on disk, {len(store):,} tokens "
+            f"({store.ids.dtype.name}); {status}")
+
+
+# --------------------------------------------------------------------------------------------
+# eval, prepare, stores
+# --------------------------------------------------------------------------------------------
+
+def _eval(parser, args):
+    run = lm.load_run(args.run_dir, args.checkpoint)
+    text_config, _, train_config = _run_configs(run, args.run_dir)
+    corpus = _files_corpus(args.paths, text_config, args, vocab=run.model.vocab)
+    if len(corpus) < 2:
+        raise TextError(f"{corpus.describe()}: {len(corpus)} token, nothing to predict (need "
+                        "at least 2)")
+    scores = run.model.evaluate(corpus.ids, train_config.seq_len, train_config.batch_size)
+    if not args.quiet:
+        print(f"{args.run_dir} ({run.checkpoint}) on {corpus.describe()}:")
+    print(f"loss {scores['loss']:.4f} nats per token, perplexity {scores['perplexity']:.2f}, "
+          f"accuracy {scores['accuracy']:.4f} ({scores['tokens']:,} tokens predicted)")
+    return 0
+
+
+def _prepare(parser, args):
+    text_config = lm.TextConfig(**{name: _option(args, name) for name in _TEXT_OPTIONS})
+    _check_max_vocab_level(parser, args, text_config)
+    corpus = _files_corpus(args.paths, text_config.validate(), args)
+    if args.quiet:  # the store's description is prepare's result: printed all the same
+        print(corpus.store.describe())
+    return 0
+
+
+def _stores(parser, args):
+    if args.remove is not None:
+        freed = token_store.remove_store(args.remove)
+        print(f"removed {args.remove}: {freed:,} bytes ({token_store.size_text(freed)}) freed")
+        return 0
+    cache = token_store.default_cache_dir()
+    entries = token_store.list_stores()
+    for entry in entries:
+        sources = entry.get("sources", [])
+        shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3
+                                           else "")
+        given = " (a model's vocabulary, for eval)" if entry.get("given_vocab") else ""
+        tokens = (f"{entry['n_tokens']:,} {entry['level']} tokens{given}; "
+                  if "n_tokens" in entry else "")
+        print(f"{entry['path']}  {token_store.size_text(entry['nbytes'])}  {entry['status']}  "
+              f"{tokens}{shown or entry['problem']}")
+        if entry["problem"] and sources:
+            print(f"    {entry['problem']}")
+    total = sum(entry["nbytes"] for entry in entries)
+    print(f"{len(entries)} token store{'s' * (len(entries) != 1)} in {cache}, "
+          f"{token_store.size_text(total)} on disk" + ("; remove one with: fastrnn stores "
+                                                       "--remove KEY" if entries else ""))
+    return 0

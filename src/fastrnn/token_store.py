@@ -24,10 +24,10 @@ takes ``cache_dir`` to override it.
 
 Memory (peak, beyond the interpreter and numpy): the char level holds one chunk at
 a time (its bytes, str, code points and ids) and two 8.9 MB tables of counts per
-code point: ~45 MB measured with the default 4 MiB chunks, whatever the text's size.  The word level holds one chunk and room for as many new tokens in
+code point, whatever the text's size.  The word level holds one chunk and room for as many new tokens in
 its hash table (~20 MB with the default 256 KiB chunks) plus the distinct tokens,
-~165 bytes per distinct word (measured on 300,000 words of 4-12 letters, see the
-tests: the str, its two hashes, the table's slack); then the vocabulary holds the kept ones again (a
+one entry per distinct word (the str, its two hashes, the table's slack: see
+docs/tuning.md#token-store for the measured bytes); then the vocabulary holds the kept ones again (a
 dict, ~100 bytes each).  ``max_vocab`` bounds the vocabulary (and so the model), not
 the table of distinct tokens, which exact counts need.
 """
@@ -44,13 +44,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._store_kernels import CODE_POINTS, WordsTable, count, lookup
+from .kernels.tokens import CODE_POINTS, WordsTable, count, lookup
 from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunks,
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
 
-__all__ = ["StoreError", "TokenStore", "prepare", "default_cache_dir", "list_stores",
-           "remove_store", "FORMAT_VERSION"]
+__all__ = ["StoreError", "DamagedStoreError", "TokenStore", "prepare", "default_cache_dir", "list_stores",
+           "remove_store", "size_text", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 IDS, VOCAB, META = "ids.bin", "vocab.json", "store.json"
@@ -67,6 +67,11 @@ _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's se
 
 class StoreError(TextError):
     """A token store that cannot be used: damaged, incomplete, or its sources changed."""
+
+
+class DamagedStoreError(StoreError):
+    """A store whose own files are incomplete, damaged or of another format (its
+    sources may be fine): building it again repairs it."""
 
 
 def default_cache_dir(cache_dir=None):
@@ -103,6 +108,20 @@ def _settings(level, tokenizer, min_count, max_vocab, encoding):
     return {"level": level, "tokenizer": name,
             "min_count": int(min_count) if name == "words" else 1,
             "max_vocab": None if max_vocab is None else int(max_vocab), "encoding": encoding}
+
+
+def _vocabulary(tokens, counts, settings, fixed, paths):
+    """The store's vocabulary for the distinct ``tokens`` and their ``counts``: built
+    (:func:`_build_vocabulary`), or ``fixed`` (a trained model's) when given, which
+    must hold every token that occurs unless it has ``<unk>`` (TextError otherwise)."""
+    if fixed is None:
+        return _build_vocabulary(tokens, counts, settings["min_count"], settings["max_vocab"])
+    if fixed.unknown is None:
+        for token, n in zip(tokens, counts):
+            if n > 0 and token not in fixed.index:
+                raise TextError(f"{', '.join(map(str, paths))}: the token {token!r} is not in "
+                                f"the model's vocabulary ({len(fixed)} tokens, no <unk>)")
+    return fixed
 
 
 def _build_vocabulary(tokens, counts, min_count, max_vocab):
@@ -160,8 +179,9 @@ def _segments(pieces, head_end):
 
 def _code_points(text):
     """The code points of ``text``, (n,): uint8 for ASCII text, uint16 when all are in
-    the Basic Multilingual Plane, else uint32 (encoding to UTF-16 is ~8x faster than
-    to UTF-32, and it has one unit per character exactly when no pair is needed)."""
+    the Basic Multilingual Plane, else uint32 (encoding to UTF-16 is much faster than
+    to UTF-32, docs/tuning.md#token-store, and it has one unit per character exactly when
+    no pair is needed)."""
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), np.uint8)
     units = text.encode("utf-16-le")
@@ -188,8 +208,8 @@ class _CharPasses:
     """Char level.  Pass 1 counts the code points of each file; pass 2 reads the
     files again and maps code points to ids through a lookup table, vectorised."""
 
-    def __init__(self, read, settings, work):
-        self.read, self.work = read, work
+    def __init__(self, read, settings, work, fixed):
+        self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
         self.counts = np.zeros(CODE_POINTS, np.int64)  # 8.9 MB
 
     def mark(self):
@@ -208,7 +228,8 @@ class _CharPasses:
     def encode(self, paths):
         """(vocabulary, _Writer of ``ids.bin``) after pass 2 over ``paths``."""
         present = np.flatnonzero(self.counts)
-        vocab = _build_vocabulary([chr(c) for c in present], self.counts[present], 1, None)
+        vocab = _vocabulary([chr(c) for c in present], self.counts[present], self.settings,
+                            self.fixed, paths)
         dtype = _id_dtype(len(vocab))
         table = np.zeros(CODE_POINTS, dtype)
         table[[ord(t) for t in vocab.tokens]] = np.arange(len(vocab))
@@ -229,8 +250,8 @@ class _WordPasses:
     counts and remaps those ids to the vocabulary's, reading the scratch file (not
     the text) twice: tokenizing is the slow part, so it is done once."""
 
-    def __init__(self, read, settings, work):
-        self.read, self.work, self.settings = read, work, settings
+    def __init__(self, read, settings, work, fixed):
+        self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
         self.tokenizer = get_tokenizer(settings["level"], settings["tokenizer"])
         self.words = self.tokenizer.name == "words"
         self.provisional = WordsTable() if self.words else _DictTable(self.tokenizer)
@@ -270,8 +291,7 @@ class _WordPasses:
             for ids in self._blocks():
                 count(ids, counts)
             tokens = self.provisional.tokens
-            vocab = _build_vocabulary(tokens, counts, self.settings["min_count"],
-                                      self.settings["max_vocab"])
+            vocab = _vocabulary(tokens, counts, self.settings, self.fixed, paths)
             dtype = _id_dtype(len(vocab))
             index = vocab.index.get
             table = np.array([index(token, vocab.unknown or 0) for token in tokens], dtype)
@@ -293,7 +313,7 @@ def _no_text_error(sources):
     return TextError(f"{names}: no text to train on (no word in it, only spaces)")
 
 
-def _build(files, settings, on_bad_file, chunk_bytes, progress, work):
+def _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab):
     """Both passes over ``files`` into the directory ``work``; returns the metadata."""
     level = settings["level"]
     chunk_bytes = chunk_bytes or (CHAR_CHUNK_BYTES if level == "char" else WORD_CHUNK_BYTES)
@@ -309,7 +329,7 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work):
                 progress(phase, done[phase], total)
         return read_chunks(path, settings["encoding"], chunk_bytes, seen)
 
-    passes = (_CharPasses if level == "char" else _WordPasses)(read, settings, work)
+    passes = (_CharPasses if level == "char" else _WordPasses)(read, settings, work, vocab)
     sources, skipped = [], []
     for path in files:
         size, mtime_ns = file_identity(path)
@@ -340,7 +360,7 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work):
     (work / VOCAB).write_text(vocab.to_json(), encoding="utf-8")
     meta = {"format_version": FORMAT_VERSION, "dtype": writer.dtype.str, "n_tokens": writer.count,
             **settings, "vocab_size": len(vocab), "ids_sha256": writer.digest.hexdigest(),
-            "sources": sources, "skipped": skipped,
+            "on_bad_file": on_bad_file, "sources": sources, "skipped": skipped,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fastrnn_version": __version__}
     # Written last: a directory without store.json is not a store.
@@ -358,7 +378,7 @@ def _key(files, settings, on_bad_file):
 
 def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None,
             encoding="utf-8", cache_dir=None, on_bad_file="error", progress=None,
-            chunk_bytes=None):
+            chunk_bytes=None, vocab=None):
     """The token store of the text of ``inputs``, built if it is not in the cache.
 
     inputs: files, directories and glob patterns (:func:`fastrnn.sources.resolve_sources`);
@@ -370,7 +390,10 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     ``progress(phase, done, total)``, called per chunk, with ``done`` and ``total``
     bytes of text: phase 'count' (the first pass), then at char level 'encode' (the
     second; the word level's reads ids, not text, and takes a few seconds per GB);
-    chunk_bytes: bytes of text read at a time (memory).
+    chunk_bytes: bytes of text read at a time (memory); vocab: encode with this
+    :class:`~fastrnn.text.Vocabulary` (a trained model's, to score it on another text)
+    instead of building one: a token it lacks is its ``<unk>``, or a TextError
+    without one (min_count and max_vocab are then unused).
 
     A store already in the cache for the same sources (paths, sizes, modification
     times) and settings is reused after a cheap check of its sources; a damaged one
@@ -378,6 +401,8 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     no text at all.
     """
     settings = _settings(level, tokenizer, min_count, max_vocab, encoding)
+    if vocab is not None:  # another vocabulary, other ids: another store
+        settings["vocab_sha256"] = hashlib.sha256(vocab.to_json().encode("utf-8")).hexdigest()
     if on_bad_file not in ("error", "skip"):
         raise ValueError(f"on_bad_file: expected 'error' or 'skip', got {on_bad_file!r}")
     files = resolve_sources(inputs, encoding)
@@ -394,7 +419,7 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     work = cache / f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{secrets.token_hex(4)}"
     work.mkdir()
     try:
-        _build(files, settings, on_bad_file, chunk_bytes, progress, work)
+        _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab)
         try:
             os.rename(work, final)
         except OSError:
@@ -407,7 +432,8 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     return TokenStore.open(final)
 
 
-def _size_text(nbytes):
+def size_text(nbytes):
+    """A size in bytes for people: "812 B", "3.4 MB", "1.2 GB" (powers of 1000)."""
     for unit in ("B", "KB", "MB", "GB"):
         if nbytes < 1000 or unit == "GB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
@@ -432,28 +458,29 @@ class TokenStore:
 
     @classmethod
     def open(cls, path):
-        """The store in the directory ``path``.  Raises StoreError for a directory that
-        is not a complete store, or whose files are damaged or truncated."""
+        """The store in the directory ``path``.  Raises DamagedStoreError for a directory
+        that is not a complete store, or whose files are damaged or truncated."""
         path = Path(path)
         again = "; run `fastrnn prepare` again (it rebuilds the store)"
         if not (path / META).is_file():
-            raise StoreError(f"{path}: not a token store (no {META}; an interrupted prepare "
-                             f"leaves none){again}")
+            raise DamagedStoreError(f"{path}: not a token store (no {META}; an interrupted "
+                                    f"prepare leaves none){again}")
         try:
             meta = json.loads((path / META).read_text(encoding="utf-8"))
             if meta.get("format_version") != FORMAT_VERSION:
-                raise StoreError(f"{path}: token store format {meta.get('format_version')!r}, "
-                                 f"this fastrnn reads format {FORMAT_VERSION}{again}")
+                raise DamagedStoreError(f"{path}: token store format "
+                                        f"{meta.get('format_version')!r}, this fastrnn reads "
+                                        f"format {FORMAT_VERSION}{again}")
             vocab = Vocabulary.from_json((path / VOCAB).read_text(encoding="utf-8"))
             dtype, n_tokens = np.dtype(meta["dtype"]), int(meta["n_tokens"])
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise StoreError(f"{path}: damaged token store ({type(err).__name__}: {err})"
-                             f"{again}") from None
+            raise DamagedStoreError(f"{path}: damaged token store ({type(err).__name__}: "
+                                    f"{err}){again}") from None
         actual = (path / IDS).stat().st_size if (path / IDS).is_file() else 0
         if actual != n_tokens * dtype.itemsize or len(vocab) != meta.get("vocab_size"):
-            raise StoreError(f"{path / IDS}: {actual} bytes, expected {n_tokens} tokens x "
-                             f"{dtype.itemsize} bytes = {n_tokens * dtype.itemsize} (a truncated "
-                             f"or damaged token store){again}")
+            raise DamagedStoreError(f"{path / IDS}: {actual} bytes, expected {n_tokens} tokens "
+                                    f"x {dtype.itemsize} bytes = {n_tokens * dtype.itemsize} (a "
+                                    f"truncated or damaged token store){again}")
         ids = np.memmap(path / IDS, dtype=dtype, mode="r", shape=(n_tokens,))
         return cls(path, meta, vocab, ids)
 
@@ -464,10 +491,10 @@ class TokenStore:
         """One line for the user: where the store is, its size, what it holds."""
         sources = self.meta["sources"]
         text = sum(s["size"] for s in sources)
-        return (f"token store {self.path}: {_size_text(self.nbytes)} on disk, {len(self)} "
+        return (f"token store {self.path}: {size_text(self.nbytes)} on disk, {len(self)} "
                 f"{self.meta['level']} tokens ({self.ids.dtype.name}), vocabulary of "
                 f"{len(self.vocab)}, from {len(sources)} file{'s' * (len(sources) != 1)} "
-                f"({_size_text(text)})")
+                f"({size_text(text)})")
 
     def check_sources(self, full=False):
         """Raise StoreError naming the first source file that changed since the store
@@ -494,8 +521,10 @@ class TokenStore:
                                  f"prepared ({changed}); prepare it again to train on the new "
                                  "text")
         if full and file_sha256(self.path / IDS) != self.fingerprint:
-            raise StoreError(f"{self.path / IDS}: its ids do not match their recorded hash "
-                             "(a damaged token store); run `fastrnn prepare` again")
+            raise DamagedStoreError(
+                f"{self.path / IDS}: its ids do not match their recorded hash (a damaged token "
+                f"store); remove it (`fastrnn stores --remove {self.path.name}`) and prepare it "
+                "again")
 
 
 def _tree_bytes(path):
@@ -507,7 +536,8 @@ def list_stores(cache_dir=None):
     dicts with ``path``, ``key``, ``nbytes`` (on disk), ``status`` ('ok', 'stale': a
     source changed or is gone, 'damaged', or 'incomplete': left by an interrupted
     prepare), ``problem`` (a message, or None), and from ``store.json`` when it is
-    readable ``sources`` (paths), ``level``, ``tokenizer``, ``n_tokens`` and ``created``."""
+    readable ``sources`` (paths), ``level``, ``tokenizer``, ``n_tokens``, ``created`` and
+    ``given_vocab`` (encoded with a model's vocabulary, see :func:`prepare`)."""
     cache = default_cache_dir(cache_dir)
     if not cache.is_dir():
         return []
@@ -527,7 +557,8 @@ def list_stores(cache_dir=None):
             continue
         entry.update(sources=[s["path"] for s in store.meta["sources"]],
                      level=store.meta["level"], tokenizer=store.meta["tokenizer"],
-                     n_tokens=len(store), created=store.meta["created"])
+                     n_tokens=len(store), created=store.meta["created"],
+                     given_vocab="vocab_sha256" in store.meta)
         for source in store.meta["sources"]:
             try:
                 same = file_identity(source["path"]) == (source["size"], source["mtime_ns"])

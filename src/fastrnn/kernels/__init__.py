@@ -16,4 +16,6 @@ check every shape, dtype and index first: compiled code does no bounds checks).
 - ``embedding``: lookup and scatter-add.
 - ``optim``: in-place optimizer updates.
 - ``generate``: token-by-token sampling from a language model.
+- ``tokens``: the token store's counting, id lookup and ``words`` tokenizer (a hash
+  table of the distinct words), which read text as code points.
 """

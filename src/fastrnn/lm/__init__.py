@@ -25,6 +25,11 @@ position in the epoch) is in the checkpoint, so a run resumed from any checkpoin
 mid-epoch too, ends with exactly the parameters of an uninterrupted one.  A step
 whose loss or gradient is not finite is skipped; several in a row stop the run.
 
+Text files (``Corpus.from_files``: files, directories, glob patterns) are read once
+into a token store (:mod:`fastrnn.token_store`) that training memory-maps: its
+memory does not grow with the text, and a resumed run checks the store's sources
+(sizes, times, sampled blocks) instead of reading them again.
+
 The modules, by job: :mod:`~fastrnn.lm.config` (the three configurations and
 their validators), :mod:`~fastrnn.lm.data` (the corpus and its streams),
 :mod:`~fastrnn.lm.split` (training and validation ranges of the text),
@@ -39,7 +44,7 @@ E embedding size, H hidden size, V vocabulary size.
 """
 
 from .config import ModelConfig, TextConfig, TrainConfig
-from .data import Corpus, minimum_tokens, streams
+from .data import Corpus, Windows, minimum_tokens, streams
 from .errors import NonFiniteError, RunError
 from .model import LanguageModel
 from .run_dir import (BEST, CONFIG_FILE, CURVES_FILE, FORMAT, FORMAT_VERSION, LATEST,
@@ -50,6 +55,7 @@ from .trainer import Trainer, TrainResult, resume, resume_trainer, train
 __all__ = [
     "TextConfig", "ModelConfig", "TrainConfig", "Corpus", "LanguageModel", "Trainer",
     "TrainerState", "TrainResult", "Run", "train", "resume", "resume_trainer", "load_run",
-    "RunError", "NonFiniteError", "minimum_tokens", "streams", "FORMAT", "FORMAT_VERSION", "CONFIG_FILE",
-    "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE", "CURVES_FILE", "SAMPLES_FILE",
+    "RunError", "NonFiniteError", "minimum_tokens", "streams", "Windows", "FORMAT",
+    "FORMAT_VERSION", "CONFIG_FILE", "VOCAB_FILE", "LATEST", "BEST", "METRICS_FILE",
+    "CURVES_FILE", "SAMPLES_FILE",
 ]

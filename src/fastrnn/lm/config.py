@@ -113,7 +113,9 @@ class TextConfig(_Validated):
 
     def describe(self):
         """Where the text comes from, for messages."""
-        return {"files": ", ".join(self.sources),
+        files = self.sources if len(self.sources) <= 3 else [
+            f"{len(self.sources)} files: {self.sources[0]}", "...", self.sources[-1]]
+        return {"files": ", ".join(files),
                 "builtin": "the built-in corpus (standard-library docstrings)",
                 "text": "a text given in Python"}[self.origin]
 

@@ -2,7 +2,7 @@
 
 import math
 
-from .data import streams
+from .data import Windows, streams
 
 __all__ = ["evaluate", "evaluate_streams"]
 
@@ -14,7 +14,7 @@ def evaluate(model, ids, seq_len, rows):
     tokens per stream) and scored by :func:`evaluate_streams`.
     """
     rows = max(1, min(rows, len(ids) // (seq_len + 1)))
-    return evaluate_streams(model, streams(ids, rows), seq_len)
+    return evaluate_streams(model, streams(ids, rows), seq_len)  # a view of ids: a memory map stays one
 
 
 def evaluate_streams(model, data, seq_len):
@@ -25,12 +25,12 @@ def evaluate_streams(model, data, seq_len):
     from, so evaluating at any moment changes nothing training will do.  Returns a dict with ``loss`` (nats per token), ``perplexity``,
     ``accuracy`` and ``tokens`` (the number predicted).
     """
+    windows = Windows(data, seq_len)
     h, c = model.zero_state(data.shape[0])
     total_loss, correct, tokens = 0.0, 0, 0
     for start in range(0, data.shape[1] - 1, seq_len):
-        stop = min(start + seq_len, data.shape[1] - 1)
-        targets = data[:, start + 1:stop + 1]
-        loss_sum, hits = model.loss(model.forward(data[:, start:stop], h, c), targets)
+        inputs, targets = windows(start, min(start + seq_len, data.shape[1] - 1))
+        loss_sum, hits = model.loss(model.forward(inputs, h, c), targets)
         total_loss += loss_sum
         correct += hits
         tokens += targets.size

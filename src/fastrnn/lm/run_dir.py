@@ -10,7 +10,10 @@ Format versions: 1 is the format of the first releases (``"format": "fastrnn-run
 no version number); 2 records ``format_version`` in ``config.json`` and in every
 checkpoint; 3 holds out validation blocks spread over the text, capped at
 ``val_tokens``, and validates and checkpoints on a schedule (``eval_every``,
-``checkpoint_every``) with a guard against non-finite steps (``max_nonfinite``).
+``checkpoint_every``) with a guard against non-finite steps (``max_nonfinite``);
+it also records the token store a run of files trains on in ``"text"."store"``
+(its path, id dtype, ``max_vocab`` and ``on_bad_file``), and ``"text"."sha256"`` is
+then the store's fingerprint (its ids as stored) instead of that of the int64 ids.
 A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
 a run is always continued with its own recorded settings: a setting newer than
 the run's version takes the value that says what that version did (its ``before``,
@@ -51,8 +54,7 @@ def run_document(corpus, model, train_config):
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "text": {**dataclasses.asdict(corpus.config), "tokens": len(corpus),
-                 "sha256": corpus.fingerprint},
+        "text": corpus.recorded(),
         "model": {**dataclasses.asdict(model.config), "vocab_size": len(model.vocab),
                   "parameters": model.parameter_count()},
         "training": dataclasses.asdict(train_config),

@@ -408,11 +408,12 @@ def train(model, corpus, config=None, run_dir=None, callback=None, progress=None
 
 
 def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
-           corpus=None, log_every=30.0, schedule=None):
+           corpus=None, log_every=30.0, schedule=None, full_check=False):
     """Continue the run in ``run_dir`` from its latest checkpoint.
 
-    The text is read again from the run's sources (or ``corpus``) and must be the
-    one it started with.  ``epochs``/``time_budget`` replace the configured
+    The text is the run's token store, its sources checked cheaply (``full_check``:
+    hashed whole), or read again from the run's sources (or ``corpus``); it must be
+    the one the run started with (see :meth:`Corpus.of_run`).  ``epochs``/``time_budget`` replace the configured
     limits; ``schedule``, a dict of settings named in :data:`fastrnn.lm.config.SCHEDULE`
     (``eval_every``, ``checkpoint_every``, ``max_nonfinite``), replaces those (they
     change what the run writes and when, not the parameters it reaches).  Everything
@@ -423,7 +424,7 @@ def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
     if others:
         raise ValueError(f"schedule: expected settings among {', '.join(SCHEDULE)}, "
                          f"got {', '.join(others)}")
-    trainer = resume_trainer(run_dir, corpus)
+    trainer = resume_trainer(run_dir, corpus, full_check)
     if epochs is not None or time_budget is not None:
         schedule.update(epochs=epochs, time_budget=time_budget)
     trainer.config = dataclasses.replace(trainer.config, **schedule).validate()
@@ -437,7 +438,7 @@ def resume(run_dir, epochs=None, time_budget=None, callback=None, progress=None,
     return trainer.run(callback, progress, log_every=log_every)
 
 
-def resume_trainer(run_dir, corpus=None):
+def resume_trainer(run_dir, corpus=None, full_check=False):
     """A :class:`Trainer` restored from the latest checkpoint of ``run_dir``, with the
     run's own recorded settings."""
     directory = RunDirectory(run_dir)
@@ -448,11 +449,13 @@ def resume_trainer(run_dir, corpus=None):
         raise RunError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
                        "first validation or checkpoint, without a Ctrl-C); train it again")
     arrays, meta = load_checkpoint(directory.file(LATEST))
-    if corpus is None:
-        corpus = Corpus.from_config(text_config, vocab)
-    if corpus.fingerprint != document["text"]["sha256"]:
-        raise RunError(f"{run_dir}: the text differs from the one the run started with "
-                       f"({corpus.describe()})")
+    try:
+        if corpus is None:
+            corpus = Corpus.of_run(text_config, document["text"], vocab, full_check)
+        else:
+            corpus.check_recorded(document["text"])
+    except RunError as err:
+        raise RunError(f"{run_dir}: {err}") from None
     model = LanguageModel(vocab, corpus.tokenizer, model_config, train_config.seed)
     trainer = Trainer(model, corpus, train_config, run_dir)
     trainer.restore(arrays, meta, directory.file(LATEST))

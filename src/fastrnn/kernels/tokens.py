@@ -1,7 +1,8 @@
-"""Compiled loops of the token store (:mod:`fastrnn.token_store`).
+"""Compiled loops of the token store (:mod:`fastrnn.token_store`), and the word table
+built on them (the one Python class of this package: it owns the arrays its kernel fills).
 
 numpy's ``bincount`` and fancy indexing first copy the codes to int64 (8 bytes each);
-:func:`count` and :func:`lookup` do not, and run ~20x faster.  :class:`WordsTable`
+:func:`count` and :func:`lookup` do not (docs/tuning.md#token-store).  :class:`WordsTable`
 tokenizes with the ``words`` tokenizer's regular expression, compiled by hand, and
 gives each distinct token a provisional id without making a Python string of it.
 """
@@ -10,7 +11,8 @@ import functools
 import re
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 CODE_POINTS = 0x110000
 _APOSTROPHE, _NEWLINE = ord("'"), ord("\n")
@@ -20,14 +22,14 @@ _FNV_OFFSET = -3750763034362895579  # 14695981039346656037 as an int64
 _FNV_PRIME = 1099511628211
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def count(codes, counts):
     """counts[c] += 1 for each c in codes (every c < len(counts))."""
     for c in codes:
         counts[c] += 1
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def lookup(codes, table, out):
     """out[i] = table[codes[i]]; returns out."""
     for i in range(codes.shape[0]):
@@ -48,7 +50,7 @@ def character_classes():
     return tuple(tables)
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, firsts):
     """The tokens of ``_WORD_PATTERN`` (``\\w+(?:'\\w+)*|\\n|[^\\w\\s]``) in ``codes``:
     their provisional ids go to ``ids``.  ``keys``/``values``: an open-addressing hash
@@ -98,7 +100,7 @@ def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, first
     return found_tokens, new
 
 
-@njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _rehash(keys, values, new_keys, new_values):
     mask = new_keys.shape[0] - 1
     for old in range(keys.shape[0]):
