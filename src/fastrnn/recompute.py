@@ -58,7 +58,7 @@ __all__ = ["Schedule", "plan", "costs", "segments", "SegmentedState", "checkpoin
 
 def checkpoint_setting(value):
     """``checkpoint_every`` checked: 0, a positive integer, or "auto"."""
-    if value == "auto" and isinstance(value, str):
+    if isinstance(value, str) and value == "auto":
         return value
     if _checks.is_int(value) and value >= 0:
         return int(value)
@@ -287,7 +287,7 @@ class SegmentedState:
         N, T, D = x.shape
         H = h0.shape[1]
         self.lstm = cell == "lstm"
-        self.x, self.h0, self.steps = x, h0, T
+        self.x, self.h0, self.steps, self.schedule = x, h0, T, schedule
         self.blocks = min(blocks, N)
         K = schedule.strides[-1]
         self.cuts = _cuts(T, K, blocks, N)
