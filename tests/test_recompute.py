@@ -143,12 +143,17 @@ def test_the_layer_reuses_its_workspace_and_the_results_stay_exact():
         layer.backward(dh)
 
 
-def test_auto_takes_even_steps_near_the_square_root():
-    assert recompute.auto_steps(1) == 2 and recompute.auto_steps(100) == 10
-    assert recompute.auto_steps(101) == 12 and recompute.auto_steps(100_000) == 318
-    c = recompute.costs("lstm", 8, 64, 256, 4, 2)
+def test_auto_takes_even_steps_near_the_square_root_or_pieces_of_16_mib():
+    big = recompute.costs("lstm", 512, 1024, 1024, 8, 2)  # 46 MB a step
+    assert recompute.auto_steps(1, big) == 2 and recompute.auto_steps(100, big) == 10
+    assert recompute.auto_steps(101, big) == 12 and recompute.auto_steps(10 ** 12, big) == 10 ** 6
+    small = recompute.costs("rnn", 1, 2, 3, 8, 1)  # 120 bytes a step
+    assert recompute.auto_steps(100, small) == 139_810  # 16 MiB // 120, even
+    assert recompute.plan(5, "auto", None, small).strides == (5,)  # at most T
+    c = recompute.costs("lstm", 8, 64, 256, 4, 2)  # 71,680 bytes a step
+    assert recompute.auto_steps(100_000, c) == 318
+    assert recompute.auto_steps(10_000, c) == 234  # 16 MiB // 71,680 = 234 > 100
     assert recompute.plan(100_000, "auto", None, c).strides == (318,)
-    assert recompute.plan(5, "auto", None, c).strides == (4,)
     assert recompute.plan(5, 50, None, c).strides == (5,)  # K > T: one segment
     assert recompute.plan(5, 0, None, c).strides == ()
 

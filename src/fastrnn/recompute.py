@@ -30,8 +30,9 @@ units, G = H or 4H, R the values of one state: N H, or 2 N H for an LSTM)::
     stored states    R (ceil(T / K_1) + K_1 / K_2 + ... + K_{L-1} / K_L)
 
 plus a fixed part of a few copies of the weights.  ``"auto"`` takes one
-level with K = ceil(sqrt(T)) (at T = 100,000, N = 8, D = 64, H = 256 float32
-LSTM: 26 MB of pieces, 2.6 MB of states).  A ``memory_budget`` takes the
+level with K = ceil(sqrt(T)), or more where a piece would hold less than 16
+MiB (``AUTO_MIN_PIECE_BYTES``), made even (at T = 100,000, N = 8, D = 64,
+H = 256 float32 LSTM: K = 318, 23 MB of pieces, 5 MB of states).  A ``memory_budget`` takes the
 schedule with the fewest levels that fits it, the full path (no recomputation)
 first, and raises a ValueError naming the least memory when none fits.
 
@@ -141,9 +142,18 @@ class Schedule(NamedTuple):
         return len(self.strides)
 
 
-def auto_steps(T):
-    """``"auto"``'s K for T steps: ceil(sqrt(T)), made even (see SegmentedState)."""
-    K = math.isqrt(T - 1) + 1
+# "auto" makes a piece's buffers at least this large: each kernel call has
+# costs of its own (waking the threads, packing the weights), which pieces of
+# ~100 steps at N = 8, H = 256 did not amortise (1.49x the full path's time at
+# T = 10,000 against 1.05x with 400 steps, on a loaded 2-core host).
+AUTO_MIN_PIECE_BYTES = 16 * 2 ** 20
+
+
+def auto_steps(T, c):
+    """``"auto"``'s K for T steps and :class:`Costs` c: ceil(sqrt(T)), or more
+    steps where a piece's buffers would stay under AUTO_MIN_PIECE_BYTES; made
+    even (see SegmentedState)."""
+    K = max(math.isqrt(T - 1) + 1, AUTO_MIN_PIECE_BYTES // c.piece_step)
     return K + K % 2
 
 
@@ -192,13 +202,13 @@ def plan(T, setting, budget, c):
         if setting == 0:
             strides = ()
         else:
-            strides = (min(T, auto_steps(T) if setting == "auto" else setting),)
+            strides = (min(T, auto_steps(T, c) if setting == "auto" else setting),)
         return Schedule(strides, _nbytes(strides, T, c))
     if setting not in (0, "auto"):
         raise ValueError(f"checkpoint_every={setting!r} and memory_budget={budget!r}: both fix "
                          "the schedule; set checkpoint_every to 'auto' (or 0) to let the budget "
                          "choose it")
-    root = (min(T, auto_steps(T)),)
+    root = (min(T, auto_steps(T, c)),)
     candidates = [(), root]
     for levels in range(1, max(2, math.ceil(math.log2(T))) + 1):
         best = _best_of_levels(levels, T, c)
