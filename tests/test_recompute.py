@@ -188,7 +188,9 @@ def test_a_budget_on_the_layer_picks_its_schedule():
     c = recompute.costs("lstm", 1, 3, 4, 8, 1)
     layer.memory_budget = 50 * c.full_step  # less than the full path's
     layer.forward(np.ones((1, 50, 3)), np.zeros((1, 4)))
-    assert layer.meta.schedule.strides == (8,)
+    schedule = layer.meta.schedule
+    assert len(schedule.strides) == 1 and schedule.strides[0] < 50
+    assert schedule.nbytes <= layer.memory_budget
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "sqrt", "AUTO", True, None, [4], np.ones(2)])
