@@ -108,7 +108,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     scale = 100 if args.quick else 1
     print(json.dumps(dict(what="time ratio auto / full", load=load(),
-                          **time_ratio(8, 10_000 // scale, 2 if args.quick else 7))), flush=True)
+                          **time_ratio(8, 10_000 // scale, 2 if args.quick else 5))), flush=True)
     print(json.dumps(dict(what="memory", load=load(), **in_subprocess(8, 100_000 // scale,
                                                                       "auto"))), flush=True)
     print(json.dumps(dict(what="a million steps", load=load(),
