@@ -195,7 +195,8 @@ def test_a_budget_on_the_layer_picks_its_schedule():
 
 @pytest.mark.parametrize("value", [-1, 1.5, "sqrt", "AUTO", True, None, [4], np.ones(2)])
 def test_bad_checkpoint_every_is_refused_naming_what_came(value):
-    with pytest.raises(ValueError, match=r"checkpoint_every: expected .* got " + re.escape(repr(value))):
+    expected = r"checkpoint_every: expected .* got " + re.escape(repr(value))
+    with pytest.raises(ValueError, match=expected):
         VanillaRNN(3, 4, checkpoint_every=value)
     layer = LSTM(3, 4)
     with pytest.raises(ValueError, match="checkpoint_every"):

@@ -32,14 +32,16 @@ units, G = H or 4H, R the values of one state: N H, or 2 N H for an LSTM)::
 plus a fixed part of a few copies of the weights.  ``"auto"`` takes one
 level with K = ceil(sqrt(T)), or more where a piece would hold less than 16
 MiB (``AUTO_MIN_PIECE_BYTES``), made even (at T = 100,000, N = 8, D = 64,
-H = 256 float32 LSTM: K = 318, 23 MB of pieces, 5 MB of states).  A ``memory_budget`` takes the
-schedule with the fewest levels that fits it, the full path (no recomputation)
-first, and raises a ValueError naming the least memory when none fits.
+H = 256 float32 LSTM: K = 318, 23 MB of pieces, 5 MB of states).  A
+``memory_budget`` takes the schedule with the fewest levels that fits it, the
+full path (no recomputation) first, and raises a ValueError naming the least
+memory when none fits.
 
 Exactness: the pieces run the forms and the block count the full path would
-choose for the whole T, so every step does the same arithmetic as there: h,
-dx and dh0 equal the full path's bitwise; the weight gradients are sums of the
-pieces' sums (~1e-15 relative apart in float64).
+choose for the whole T, and their GEMMs see rows as the full path's do (see
+:class:`SegmentedState`), so every step does the same arithmetic as there: h,
+dx and dh0 equal the full path's bitwise (with an even K); the weight
+gradients are sums of the pieces' sums (~1e-15 relative apart in float64).
 """
 
 import functools
@@ -172,24 +174,29 @@ def _nested(piece, ratios):
     return tuple(strides)
 
 
+def _around(value, low, even=False):
+    """~30 integers from value / 2 to 2 value, spaced geometrically, all >= low
+    (and even with ``even``): the candidates of a search around an optimum."""
+    found = set()
+    for i in range(-15, 16):
+        n = max(low, round(value * 2 ** (i / 15)))
+        found.add(n + n % 2 if even else n)
+    return sorted(found)
+
+
 def _best_of_levels(levels, T, c):
-    """The least-memory nested schedule of ``levels`` levels (equal ratios, as the
-    optimum of the continuous problem has: every term of the memory sum equal),
-    searched around that optimum."""
-    # Pieces of an even number of steps: see SegmentedState.
+    """The least-memory nested schedule of ``levels`` levels, or None if there is
+    none shorter than T: pieces of an even number of steps (see SegmentedState)
+    and equal ratios between levels, searched around the optimum of the
+    continuous problem (every term of the memory sum equal)."""
     if levels == 1:
-        best = max(2, round(math.sqrt(T * c.state / c.piece_step)))
-        found = [(_nbytes((k,), T, c), (k,))
-                 for k in range(2, min(T, 2 * best + 2) + 1, 2) if k >= best // 2]
-        return min(found) if found else None
-    term = (c.piece_step * c.state ** levels * T) ** (1 / (levels + 1))
-    k0, m0 = max(2, round(term / c.piece_step)), max(2, round(term / c.state))
-    found = []
-    for k in range(2, 2 * k0 + 2, 2):
-        for m in range(max(2, m0 // 2), 2 * m0 + 2):
-            strides = _nested(k, [m] * (levels - 1))
-            if strides[0] < T:
-                found.append((_nbytes(strides, T, c), strides))
+        ks, ms = _around(math.sqrt(T * c.state / c.piece_step), 2, even=True), [1]
+    else:
+        term = (c.piece_step * c.state ** levels * T) ** (1 / (levels + 1))
+        ks, ms = _around(term / c.piece_step, 2, even=True), _around(term / c.state, 2)
+    found = [(_nbytes(strides, T, c), strides)
+             for strides in (_nested(k, [m] * (levels - 1)) for k in ks for m in ms)
+             if strides[0] < T]
     return min(found) if found else None
 
 
