@@ -140,7 +140,7 @@ class _RecurrentLayer(_Layer):
     checkpoint_every = recompute.Setting(recompute.checkpoint_setting, """Checkpointing in
         time (not run checkpoints, which are files): 0 stores every step (the
         full path); K > 0 stores the state every K steps and recomputes the rest
-        in backward; "auto": K = ceil(sqrt(T)).  See :mod:`fastrnn.recompute`.""")
+        in backward; "auto": K ~ sqrt(T) (see :func:`fastrnn.recompute.auto_steps`).""")
     memory_budget = recompute.Setting(recompute.budget_setting, """None, or the bytes of
         working memory a forward + backward may use: the schedule with the least
         recomputation that fits is chosen (the full path first).""")
