@@ -14,10 +14,11 @@ gradient on every h:
 3. T = 1,000,000, N = 1, "auto": time, the same memory figure, and whether
    every output is finite.
 
-Each memory figure comes from a subprocess of its own: after a small warm-up
-call (compile or load the kernels), the inputs are allocated, RSS is read, the
-call runs, and ``ru_maxrss`` (the process's peak) less that RSS less the
-outputs' bytes is what the call needed.  Prints one JSON line per
+Each memory figure comes from a subprocess of its own (Linux): after a small
+warm-up call (compile or load the kernels), the inputs are allocated, the
+peak RSS is reset to the current one (``/proc/self/clear_refs``), the call
+runs, and the peak (VmHWM) less the RSS before less the outputs' bytes is what
+the call needed.  Prints one JSON line per
 measurement, with the load average.  Run it on a quiet machine.
 """
 
@@ -34,7 +35,7 @@ import numpy as np
 D, H = 64, 256
 
 CALL = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from fastrnn.layer_utils import LSTM
 N, T, D, H, setting = {N}, {T}, {D}, {H}, {setting!r}
@@ -46,23 +47,24 @@ def inputs(T):
 x, h0, dh = inputs(64)  # compile / load the kernels
 layer.forward(x, h0); layer.backward(dh); layer._spare = None
 x, h0, dh = inputs(T)
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-before = rss()
-earlier_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(field):  # bytes of VmRSS or VmHWM (the peak)
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets the peak (VmHWM) to the current RSS: the warm-up's does not count
+before = status("VmRSS")
 start = time.perf_counter()
 h = layer.forward(x, h0)
 strides = list(layer.meta.schedule.strides) if setting else []
 dx, dh0 = layer.backward(dh)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 outputs = [h, dx, dh0, *layer.grads.values()]
 print(json.dumps(dict(
     N=N, T=T, setting=setting, seconds=round(seconds, 2),
     us_per_token_row=round(1e6 * seconds / (N * T), 2),
     beyond_inputs_outputs_MiB=round((peak - before - sum(a.nbytes for a in outputs)) / 2**20, 1),
-    earlier_peak_above_start_MiB=round(max(0, earlier_peak - before) / 2**20, 1),
     finite=bool(all(np.all(np.isfinite(a)) for a in outputs)), strides=strides)))
 """
 
