@@ -352,3 +352,17 @@ def test_prepare_throughput_script_trains_on_the_store(tmp_path, capsys):
     assert figures["train_wall_seconds"] > 0.5 and figures["train_peak_anon_mb"] > 0
     assert (tmp_path / "run" / "checkpoint_latest.npz").is_file()
     assert "training, 0.5 s budget:" in capsys.readouterr().out
+
+
+def test_long_window_script_at_small_sizes():
+    """asv_bench/long_window.py --quick: the time ratio, the memory and the long
+    run (at T / 100), each a JSON line with finite outputs and a schedule."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, str(BENCH_DIR / "long_window.py"), "--quick"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    ratio, memory, long_run, _ = lines
+    assert ratio["T"] == 100 and ratio["ratio"] > 0
+    for run in (memory, long_run):
+        assert run["finite"] and run["strides"] and run["beyond_inputs_outputs_MiB"] < 64

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks
+from . import _checks, recompute
 from ._threads import chunks_for
 from .kernels.activations import sigmoid_into
 from .kernels.blocked import linear_backward, linear_forward
@@ -119,9 +119,12 @@ class _RecurrentLayer(_Layer):
 
     gates_per_unit = 1
 
-    def __init__(self, input_dim, h_dim, init_scale, name, dtype):
+    def __init__(self, input_dim, h_dim, init_scale, name, dtype, checkpoint_every,
+                 memory_budget):
         super().__init__(name, dtype)
         self._spare = None  # buffers of a consumed state, see _state_buffers
+        self.checkpoint_every = checkpoint_every
+        self.memory_budget = memory_budget
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.h_dim = _checks.positive_int("h_dim", h_dim)
         self.wx_name = name + "_wx"
@@ -133,6 +136,14 @@ class _RecurrentLayer(_Layer):
         self.params[self.b_name] = np.zeros(G, dtype=self.dtype)
         for key in self.params:
             self.grads[key] = None
+
+    checkpoint_every = recompute.Setting(recompute.checkpoint_setting, """Checkpointing in
+        time (not run checkpoints, which are files): 0 stores every step (the
+        full path); K > 0 stores the state every K steps and recomputes the rest
+        in backward; "auto": K ~ sqrt(T) (see :func:`fastrnn.recompute.auto_steps`).""")
+    memory_budget = recompute.Setting(recompute.budget_setting, """None, or the bytes of
+        working memory a forward + backward may use: the schedule with the least
+        recomputation that fits is chosen (the full path first).""")
 
     def _set_weight_grads(self, dwx, dwh, db):
         self.grads[self.wx_name] = dwx
@@ -216,12 +227,17 @@ class VanillaRNN(_RecurrentLayer):
     """tanh RNN: h_t = tanh(x_t Wx + h_{t-1} Wh + b).
 
     params: ``wx_name`` (D, H), ``wh_name`` (H, H), ``b_name`` (H,).
+    ``checkpoint_every``, ``memory_budget``: long sequences in bounded memory,
+    see :mod:`fastrnn.recompute` (one level of K steps: 1 extra forward,
+    memory K N (3D + 3H) + ceil(T / K) N H values).
     """
 
     gates_per_unit = 1
 
-    def __init__(self, input_dim, h_dim, init_scale=0.02, name="vanilla_rnn", dtype=np.float64):
-        super().__init__(input_dim, h_dim, init_scale, name, dtype)
+    def __init__(self, input_dim, h_dim, init_scale=0.02, name="vanilla_rnn", dtype=np.float64,
+                 checkpoint_every=0, memory_budget=None):
+        super().__init__(input_dim, h_dim, init_scale, name, dtype, checkpoint_every,
+                         memory_budget)
 
     def _run(self, x, h0, wx, wh, b):
         N, T, D = x.shape
@@ -260,7 +276,11 @@ class VanillaRNN(_RecurrentLayer):
         """x (N, T, D), h0 (N, H) -> h (N, T, H).  Keeps in ``meta`` what backward needs."""
         wx, wh, b = self._weights()
         x, h0 = self._sequence_inputs(x, h0, wx.dtype)
-        h, self.meta = self._run(x, h0, wx, wh, b)
+        segments = recompute.segments(self, x, h0, None, wx, wh, b)
+        if segments is None:
+            h, self.meta = self._run(x, h0, wx, wh, b)
+        else:
+            (h, _), self.meta = segments.forward(), segments
         return h
 
     def backward(self, dh):
@@ -268,8 +288,12 @@ class VanillaRNN(_RecurrentLayer):
         state = self._take_meta()
         N, H = state.h0.shape
         dh = self._upstream("dh", dh, (N, state.steps, H), state.wx.dtype)
-        dx, dh0, dwx, dwh, db = self._backprop(dh, state)
-        self._spare = state.buffers  # see _state_buffers
+        if isinstance(state, recompute.SegmentedState):
+            dx, dh0, _, dwx, dwh, db = state.backward(dh)
+            self._spare = state.work
+        else:
+            dx, dh0, dwx, dwh, db = self._backprop(dh, state)
+            self._spare = state.buffers  # see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
@@ -281,12 +305,17 @@ class LSTM(_RecurrentLayer):
     c' = f * c + i * g;  h' = o * tanh(c').
     params: ``wx_name`` (D, 4H), ``wh_name`` (H, 4H), ``b_name`` (4H,).
     After ``forward``, ``final_c`` holds the last cell state c_T (N, H).
+    ``checkpoint_every``, ``memory_budget``: long sequences in bounded memory,
+    see :mod:`fastrnn.recompute` (one level of K steps: 1 extra forward,
+    memory K N (3D + 8H) + 2 ceil(T / K) N H values).
     """
 
     gates_per_unit = 4
 
-    def __init__(self, input_dim, h_dim, init_scale=0.02, name="lstm", dtype=np.float64):
-        super().__init__(input_dim, h_dim, init_scale, name, dtype)
+    def __init__(self, input_dim, h_dim, init_scale=0.02, name="lstm", dtype=np.float64,
+                 checkpoint_every=0, memory_budget=None):
+        super().__init__(input_dim, h_dim, init_scale, name, dtype, checkpoint_every,
+                         memory_budget)
         self.final_c = None
 
     def _run(self, x, h0, c0, wx, wh, b):
@@ -341,7 +370,11 @@ class LSTM(_RecurrentLayer):
             c0 = np.zeros(h0.shape, h0.dtype)  # (cheaper than np.zeros_like here)
         else:
             c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
-        h, self.final_c, self.meta = self._run(x, h0, c0, wx, wh, b)
+        segments = recompute.segments(self, x, h0, c0, wx, wh, b)
+        if segments is None:
+            h, self.final_c, self.meta = self._run(x, h0, c0, wx, wh, b)
+        else:
+            (h, self.final_c), self.meta = segments.forward(), segments
         return h
 
     def backward(self, dh):
@@ -350,8 +383,12 @@ class LSTM(_RecurrentLayer):
         N, H = state.h0.shape
         dtype = state.wx.dtype
         dh = self._upstream("dh", dh, (N, state.steps, H), dtype)
-        dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), dtype), state)
-        self._spare = state.buffers  # see _state_buffers
+        if isinstance(state, recompute.SegmentedState):
+            dx, dh0, _, dwx, dwh, db = state.backward(dh)
+            self._spare = state.work
+        else:
+            dx, dh0, _, dwx, dwh, db = self._backprop(dh, np.zeros((N, H), dtype), state)
+            self._spare = state.buffers  # see _state_buffers
         self._set_weight_grads(dwx, dwh, db)
         return dx, dh0
 
