@@ -15,16 +15,11 @@ from fastrnn.lm import (LATEST, Corpus, LanguageModel, ModelConfig, RunError, Tr
                         load_run, resume, resume_trainer, train)
 from fastrnn.text import TextError
 
+from texts import rhyme
+
 SMALL = dict(embedding=8, hidden=12)
 FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
 
-
-def rhyme(lines=60, seed=0):
-    """A small regular text, different for every seed."""
-    rng = np.random.default_rng(seed)
-    words = "the cat sat on a mat and a dog ran to the hat".split()
-    return "\n".join(" ".join(rng.choice(words, size=rng.integers(3, 8))) + "."
-                     for _ in range(lines)) + "\n"
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,12 @@ from fastrnn.lm import (FORMAT_VERSION, LATEST, Corpus, LanguageModel, ModelConf
                         Trainer, TrainConfig, TrainerState, load_run, resume, resume_trainer,
                         streams, train)
 
+from texts import rhyme
+
 SMALL = dict(embedding=8, hidden=12, dtype="float64")
 FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 
-
-def rhyme(lines=60, seed=0):
-    rng = np.random.default_rng(seed)
-    words = "the cat sat on a mat and a dog ran to the hat".split()
-    return "\n".join(" ".join(rng.choice(words, size=rng.integers(3, 8))) + "."
-                     for _ in range(lines)) + "\n"
 
 
 @pytest.fixture(scope="module")
