@@ -76,7 +76,7 @@ def test_asv_compiles_before_any_benchmark_under_a_timeout_of_its_own():
     module's ``setup_cache`` does it (asv runs that once, before the module's
     benchmarks, with its own timeout), so that no benchmark's 60 s timeout
     counts a cold compile.  Checked with asv's own discovery."""
-    discovery = pytest.importorskip("asv_runner.discovery")
+    from asv_runner import discovery  # a test dependency (pyproject's "test" extra)
     package = load_suite(BENCH_MODULES[0]).__package__
     warm_up_timeout = sys.modules[package].WARM_UP_TIMEOUT
     assert warm_up_timeout >= 600
