@@ -312,3 +312,33 @@ class Adam:
             m_hat = m / (1.0 - self.beta1 ** self.t)
             v_hat = v / (1.0 - self.beta2 ** self.t)
             params[k] -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def splitmix64_finaliser(z):
+    """SplitMix64's output function on a Python int, modulo 2**64."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def dropout_keep(seed, step, layer, streams, times, H, keep):
+    """bool (len(streams), len(times), H): which units counter-based dropout keeps,
+    one Python-int hash at a time (see fastrnn.kernels.dropout for the key chain)."""
+    mix = splitmix64_finaliser
+    key = mix(seed ^ _GOLDEN)
+    key = mix(key ^ ((step * _GOLDEN) & _MASK64))
+    key = mix(key ^ ((layer * _GOLDEN + 1) & _MASK64))
+    threshold = min(round(keep * 2.0 ** 32), 2 ** 32)
+    out = np.zeros((len(streams), len(times), H), dtype=bool)
+    for r, stream in enumerate(streams):
+        for i, t in enumerate(times):
+            row = mix((mix(key ^ ((stream * _GOLDEN) & _MASK64)) + t * _GOLDEN) & _MASK64)
+            for j in range(H):
+                bits = mix((row + (j // 2) * _GOLDEN) & _MASK64)
+                half = bits & 0xFFFFFFFF if j % 2 == 0 else bits >> 32
+                out[r, i, j] = half < threshold
+    return out
