@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fastrnn.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from fastrnn.dropout import CounterDropout
 from fastrnn.lm import (LATEST, Corpus, LanguageModel, ModelConfig, RunError, Trainer, TrainConfig,
                         load_run, resume, resume_trainer, train)
 from fastrnn.text import TextError
@@ -45,14 +46,13 @@ def test_gradient_of_the_stacked_model_with_dropout_matches_finite_differences(c
     model = model_for(corpus, cell=cell, layers=2, dropout=0.3)
     x = corpus.ids[:12].reshape(2, 6)
     targets = corpus.ids[1:13].reshape(2, 6)
-    rng_state = np.random.default_rng(5).bit_generator.state
+    dropout = CounterDropout(0.3, seed=5)
     start_h, start_c = (np.random.default_rng(1).normal(size=(2, 2, 12)) for _ in range(2))
 
     def mean_loss():
-        rng = np.random.default_rng()
-        rng.bit_generator.state = rng_state  # the same dropout masks at every call
         h, c = start_h.copy(), start_c.copy()
-        total, _ = model.loss(model.forward(x, h, c, rng), targets)
+        # The same step and streams at every call: the same dropout masks.
+        total, _ = model.loss(model.forward(x, h, c, dropout, step=7, first_stream=3), targets)
         return total / targets.size
 
     mean_loss()
@@ -70,6 +70,25 @@ def test_gradient_of_the_stacked_model_with_dropout_matches_finite_differences(c
             value[index] = saved
             numeric = (up - down) / 2e-6
             assert abs(numeric - analytic[index]) <= 1e-6 + 1e-5 * abs(numeric), name
+
+
+def test_dropout_masks_follow_the_global_stream_and_the_step(corpus):
+    """A share of the streams, with its first stream's index, gets the rows the whole
+    batch gets (what a data-parallel rank relies on); another step, other masks."""
+    model = model_for(corpus, layers=3, dropout=0.5, dtype="float64")
+    dropout = CounterDropout(0.5, seed=1)
+    x = corpus.ids[:40].reshape(4, 10)
+
+    def scores(rows, step, first_stream):
+        h, c = model.zero_state(len(x[rows]))
+        return model.forward(x[rows], h, c, dropout, step, first_stream)
+
+    whole = scores(slice(0, 4), step=3, first_stream=0)
+    np.testing.assert_array_equal(scores(slice(2, 4), step=3, first_stream=2), whole[2:])
+    assert not np.array_equal(scores(slice(2, 4), step=3, first_stream=0), whole[2:])
+    assert not np.array_equal(scores(slice(0, 4), step=4, first_stream=0), whole)
+    h, c = model.zero_state(4)
+    assert not np.array_equal(model.forward(x, h, c), whole)  # no dropout without one
 
 
 def test_forward_carries_the_state_from_window_to_window(corpus):

@@ -49,7 +49,7 @@ NEW_STATE = ("skipped_steps", "skipped_in_a_row")
 
 @pytest.fixture(scope="module")
 def old_style_run(tmp_path_factory, corpus):
-    """A run of one epoch with the settings of format versions 1-2 (still version 3)."""
+    """A run of one epoch with the settings of format versions 1-2 (in the current format)."""
     path = str(tmp_path_factory.mktemp("old") / "run")
     train(model_for(corpus, layers=2, dropout=0.2), corpus,
           TrainConfig(epochs=1, **OLD_SCHEDULE, **FAST), path)
@@ -123,7 +123,6 @@ def test_the_state_is_saved_and_restored_as_a_whole(corpus):
         arrays, meta, FORMAT_VERSION)
     states_equal(restored, trainer.state)
     assert restored.optimizer.t == 3 and restored.step_in_epoch == 3
-    assert restored.dropout_rng.random() == trainer.state.dropout_rng.random()
     # The restored state is a copy: training on changes neither.
     assert restored.h is not trainer.state.h
 
@@ -208,7 +207,8 @@ def test_an_old_run_resumes_exactly_with_its_own_split_and_schedule(old_style_ru
     neither 1 nor 2 recorded the settings and state of version 3."""
     old = copy_run(old_style_run, tmp_path)
     as_version(old, version)
-    trainer = resume_trainer(str(old), corpus)
+    with pytest.warns(UserWarning, match="dropout masks came from another generator"):
+        trainer = resume_trainer(str(old), corpus)
     assert {name: getattr(trainer.config, name) for name in OLD_SCHEDULE} == OLD_SCHEDULE
     n_val = int(len(corpus) * trainer.config.val_fraction)
     assert trainer.split.train_ranges == [(0, len(corpus) - n_val)]  # the tail held out
@@ -216,8 +216,9 @@ def test_an_old_run_resumes_exactly_with_its_own_split_and_schedule(old_style_ru
     rows = min(FAST["batch_size"], n_val // (FAST["seq_len"] + 1))
     np.testing.assert_array_equal(trainer.validation, streams(corpus.ids[-n_val:], rows))
     current = copy_run(old_style_run, tmp_path, "current")
-    resume(str(old), epochs=3, corpus=corpus, progress=False)
-    resume(str(current), epochs=3, corpus=corpus, progress=False)
+    with pytest.warns(UserWarning, match="dropout masks"):
+        resume(str(old), epochs=3, corpus=corpus, progress=False)
+        resume(str(current), epochs=3, corpus=corpus, progress=False)
     resumed, current = load_run(str(old), "latest"), load_run(str(current), "latest")
     for name, value in current.model.params.items():
         np.testing.assert_array_equal(resumed.model.params[name], value, err_msg=name)

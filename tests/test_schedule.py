@@ -80,9 +80,9 @@ def test_the_training_streams_read_the_ranges_without_copying_the_text(tmp_path)
 # --------------------------------------------------------------------------------------------
 
 def everything(trainer):
-    """The arrays and values a step depends on: parameters, Adam, states, generator."""
+    """The arrays and values a step depends on: parameters, Adam, states, position."""
     arrays, meta = trainer.checkpoint_contents()
-    return arrays, {key: meta[key] for key in ("dropout_rng", "adam_t", "epoch",
+    return arrays, {key: meta[key] for key in ("adam_t", "epoch",
                                                "step_in_epoch", "global_step")}
 
 

@@ -20,8 +20,8 @@ A share of the text, capped at ``val_tokens`` and taken in blocks spread over th
 whole text, is held out (:mod:`~fastrnn.lm.split`) and evaluated at every epoch end
 and every ``eval_every`` steps or minutes; the latest checkpoint is also written
 every ``checkpoint_every`` minutes.  Everything that decides the next step
-(parameters, Adam's moments, the carried states, the dropout generator, the
-position in the epoch) is in the checkpoint, so a run resumed from any checkpoint,
+(parameters, Adam's moments, the carried states, the position in the epoch;
+dropout masks are a function of the seed and the step) is in the checkpoint, so a run resumed from any checkpoint,
 mid-epoch too, ends with exactly the parameters of an uninterrupted one.  A step
 whose loss or gradient is not finite is skipped; several in a row stop the run.
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..checkpoint import CheckpointError
+from ..dropout import CounterDropout
 from ..layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
 from ..sampling import sample_ids, sampling_weights
 from ..text import Tokenizer
@@ -49,7 +50,7 @@ class LanguageModel:
         self.net = RNN(self.embedding, *self.cells, self.output)
         self.params, self.grads = self.net.params, self.net.grads
         self._loss = temporal_softmax_loss(dim_average=True)
-        self._dropout_masks = []
+        self._dropout_key = None  # (CounterDropout, step, first_stream) of the last forward
         self._initialise(np.random.default_rng(seed))
 
     def _initialise(self, rng):
@@ -83,17 +84,18 @@ class LanguageModel:
         shape = (self.num_layers, rows, self.hidden_size)
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
-    def forward(self, x, h, c, dropout_rng=None):
+    def forward(self, x, h, c, dropout=None, step=0, first_stream=0):
         """Scores (B, S, V) for tokens x int (B, S).
 
         h, c (L, B, H): the states before the window, overwritten with the states
-        after it (c is unused by a tanh RNN).  With ``dropout_rng`` (a numpy
-        Generator) and ``dropout > 0``, inverted dropout is applied between
-        layers and the masks are kept for :meth:`backward`.
+        after it (c is unused by a tanh RNN).  With ``dropout`` (a
+        :class:`~fastrnn.dropout.CounterDropout`), inverted dropout is applied between
+        layers with the masks of training step ``step`` for streams first_stream to
+        first_stream + B - 1; :meth:`backward` recomputes the same masks.
         """
         activations = self.embedding.forward(x)
-        keep = 1.0 - self.config.dropout
-        self._dropout_masks = []
+        active = dropout is not None and dropout.rate > 0.0
+        self._dropout_key = (dropout, step, first_stream) if active else None
         for layer, cell in enumerate(self.cells):
             # The layer keeps its own copies of the initial states for backward, so
             # h and c can be overwritten with the final states just below.
@@ -103,21 +105,17 @@ class LanguageModel:
             else:
                 activations = cell.forward(activations, h[layer])
             h[layer] = activations[:, -1]
-            mask = None
-            if dropout_rng is not None and keep < 1.0 and layer < self.num_layers - 1:
-                kept = dropout_rng.random(activations.shape, dtype=self.dtype) < keep
-                mask = kept * self.dtype.type(1.0 / keep)
-                activations *= mask
-            self._dropout_masks.append(mask)
+            if active and layer < self.num_layers - 1:
+                dropout.apply(activations, step, layer, first_stream)
         return self.output.forward(activations)
 
     def backward(self, dscores):
         """dscores (B, S, V) -> fills ``grads`` of every layer (the initial states get none)."""
         dactivations = self.output.backward(dscores)
         for layer in reversed(range(self.num_layers)):
-            mask = self._dropout_masks[layer]
-            if mask is not None:
-                dactivations *= mask
+            if self._dropout_key is not None and layer < self.num_layers - 1:
+                dropout, step, first_stream = self._dropout_key
+                dropout.apply(dactivations, step, layer, first_stream)
             dactivations, _ = self.cells[layer].backward(dactivations)
         self.embedding.backward(dactivations)
 

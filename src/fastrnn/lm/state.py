@@ -3,7 +3,6 @@ next training step, as one object, saved into a checkpoint and restored as a who
 
 Each field says how it is stored (``value``: a JSON value in the checkpoint's
 metadata under the field's name; ``array``: an array named ``state/<name>``;
-``generator``: a numpy Generator, stored as its bit generator's state;
 ``optimizer``: Adam, stored as ``adam_m/<param>``, ``adam_v/<param>``, ``adam_t``
 and ``lr``) and from which run format version it exists (``since``).  Adding a
 field is one line here and a bump of :data:`fastrnn.lm.run_dir.FORMAT_VERSION`;
@@ -43,7 +42,7 @@ def _array_field(since=1):
 @dataclasses.dataclass
 class TrainerState:
     """h, c (L, B, H): the states carried from one window to the next (c unused by a
-    tanh RNN); ``dropout_rng``, the generator of the dropout masks; ``optimizer``,
+    tanh RNN); ``optimizer``,
     Adam with its moments (one (size,) pair per parameter) and step count; the
     position (``epoch`` completed epochs, ``step_in_epoch`` the next window of the
     current one, ``global_step`` windows read, skipped ones included), ``seconds``
@@ -56,7 +55,6 @@ class TrainerState:
 
     h: np.ndarray = _array_field()
     c: np.ndarray = _array_field()
-    dropout_rng: np.random.Generator = _field("generator")
     optimizer: Adam = _field("optimizer")
     epoch: int = _value_field(0)
     step_in_epoch: int = _value_field(0)
@@ -74,11 +72,11 @@ class TrainerState:
     @classmethod
     def fresh(cls, model, config):
         """The state before the first step of ``model`` (a LanguageModel) trained with
-        ``config`` (a TrainConfig): zero states, Adam at step 0, the dropout generator
-        seeded from ``config.seed``."""
+        ``config`` (a TrainConfig): zero states, Adam at step 0.  (Dropout masks need
+        no state: they are a function of the seed and the step, see
+        :mod:`fastrnn.dropout`.)"""
         h, c = model.zero_state(config.batch_size)
-        return cls(h=h, c=c, dropout_rng=np.random.default_rng([config.seed, 1]),
-                   optimizer=Adam(model.net, lr=config.lr))
+        return cls(h=h, c=c, optimizer=Adam(model.net, lr=config.lr))
 
     def to_checkpoint(self):
         """(arrays, meta): the state as named arrays and JSON values (copies)."""
@@ -130,22 +128,6 @@ class _Array:
         return saved.copy()
 
 
-class _Generator:
-    @staticmethod
-    def write(name, value, arrays, meta):
-        meta[name] = value.bit_generator.state
-
-    @staticmethod
-    def read(name, current, arrays, meta, source):
-        generator = np.random.Generator(type(current.bit_generator)())
-        try:
-            generator.bit_generator.state = meta[name]
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{source}: {name}: not a random generator state ({err})") \
-                from None
-        return generator
-
-
 class _Optimizer:
     @staticmethod
     def write(name, optimizer, arrays, meta):
@@ -164,4 +146,4 @@ class _Optimizer:
         return optimizer
 
 
-_CODECS = {"value": _Value, "array": _Array, "generator": _Generator, "optimizer": _Optimizer}
+_CODECS = {"value": _Value, "array": _Array, "optimizer": _Optimizer}

@@ -11,9 +11,8 @@ exactly the parameters of an uninterrupted one, whatever the timing.
 
 A step whose loss or gradient norm is not finite is skipped: no update, the carried
 states put back as they were before its window (a NaN state would poison every
-later window), the stream position and the dropout generator advanced all the same
-(retrying the window would give the same NaN: the model, states and window would be
-the same), so a run with skipped steps still resumes exactly; ``max_nonfinite``
+later window), the stream position advanced all the same (retrying the window would
+give the same NaN: the model, states and window would be the same), so a run with skipped steps still resumes exactly; ``max_nonfinite``
 of them in a row stop the run with :class:`NonFiniteError`.  A checkpoint with a
 non-finite array is never written.
 
@@ -27,18 +26,20 @@ import os
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..dropout import CounterDropout
 from .config import SCHEDULE, TrainConfig, eval_schedule
 from .data import Corpus
 from .errors import NonFiniteError, RunError
 from .evaluation import evaluate_streams
 from .model import LanguageModel
 from .progress import Progress, clock, compiling
-from .run_dir import (BEST, CONFIG_FILE, LATEST, RunDirectory, checkpoint_version, configs,
-                      run_document)
+from .run_dir import (BEST, CONFIG_FILE, FORMAT_VERSION, LATEST, RunDirectory,
+                      checkpoint_version, configs, run_document)
 from .state import TrainerState
 
 __all__ = ["TrainResult", "Trainer", "train", "resume", "resume_trainer"]
@@ -127,6 +128,8 @@ class Trainer:
         self.windows_per_epoch = self.train_streams.windows
         self.tokens_per_step = self.config.batch_size * self.config.seq_len
         self.state = TrainerState.fresh(model, self.config)
+        # Masks keyed by (seed, step, layer, stream): no generator state to carry.
+        self.dropout = CounterDropout(model.config.dropout, self.config.seed)
         self._kernels_ready = False
         self._saved_step = None  # global_step of the latest checkpoint written or resumed
         self._saved_seconds = None  # and its training seconds (from run(): of the session)
@@ -154,7 +157,7 @@ class Trainer:
         state = self.state
         x, targets = self._window(window)
         start_h, start_c = state.h.copy(), state.c.copy()  # (L, B, H): cheap
-        scores = self.model.forward(x, state.h, state.c, state.dropout_rng)
+        scores = self.model.forward(x, state.h, state.c, self.dropout, state.global_step)
         loss_sum, correct = self.model.loss(scores, targets)
         self.model.backward(self.model.loss_gradient())
         norm = self.model.clip_gradients(self.config.clip)
@@ -179,7 +182,7 @@ class Trainer:
         model = copy.deepcopy(self.model)
         state = TrainerState.fresh(model, self.config)
         x, targets = self._window(0)
-        model.loss(model.forward(x, state.h, state.c, state.dropout_rng), targets)
+        model.loss(model.forward(x, state.h, state.c, self.dropout), targets)
         model.backward(model.loss_gradient())
         model.clip_gradients(self.config.clip)
         state.optimizer.step()
@@ -367,9 +370,10 @@ class Trainer:
 
     def checkpoint_contents(self):
         """(arrays, meta): everything needed to continue exactly where training is:
-        the parameters (``param/<name>``) and the :class:`TrainerState`."""
+        the parameters (``param/<name>``) and the :class:`TrainerState`, with the run
+        format version they are written in."""
         arrays, meta = self.state.to_checkpoint()
-        return {**self.model.state_arrays(), **arrays}, meta
+        return {**self.model.state_arrays(), **arrays}, {"format_version": FORMAT_VERSION, **meta}
 
     def _save(self, name):
         """Write checkpoint ``name``, unless an array of it is not finite (NonFiniteError:
@@ -391,6 +395,11 @@ class Trainer:
             raise CheckpointError(f"{source}: its position in the epoch does not fit this text")
         self.model.load_state_arrays(arrays, source)
         self.state = state
+        if version < 4 and self.dropout.rate > 0:
+            warnings.warn(f"{source}: written by a fastrnn whose dropout masks came from another "
+                          "generator; the run continues with this version's masks (the same "
+                          "dropout rate, other draws), so it will not repeat what that version "
+                          "would have computed", stacklevel=2)
         self._saved_step, self._saved_seconds = state.global_step, state.seconds
 
 
