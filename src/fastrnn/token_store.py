@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .kernels.tokens import CODE_POINTS, WordsTable, count, lookup
+from .kernels.tokens import CODE_POINTS, FrequentWords, WordsTable, count, lookup
 from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunks,
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
@@ -63,6 +63,11 @@ _STORE_FILES = frozenset((IDS, VOCAB, META, _PROVISIONAL))
 CHAR_CHUNK_BYTES = 1 << 22
 WORD_CHUNK_BYTES = 1 << 18
 _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's second pass
+# With max_vocab, the word level counts in a table of this many slots per word kept
+# (at least MIN_COUNTER_SLOTS): a word more frequent than 1/capacity of the tokens
+# is sure to be counted (docs/tuning.md#bounded-word-counter).
+COUNTER_SLOTS_PER_WORD = 4
+MIN_COUNTER_SLOTS = 1 << 16
 
 
 class StoreError(TextError):
@@ -124,14 +129,15 @@ def _vocabulary(tokens, counts, settings, fixed, paths):
     return fixed
 
 
-def _build_vocabulary(tokens, counts, min_count, max_vocab):
+def _build_vocabulary(tokens, counts, min_count, max_vocab, others=0):
     """:meth:`Vocabulary.build`'s vocabulary from distinct ``tokens`` and their
     ``counts`` (a token with count 0 is absent), at most ``max_vocab`` tokens with
-    ``<unk>``: the most frequent, ties in lexicographic order, as the vocabulary orders them."""
+    ``<unk>``: the most frequent, ties in lexicographic order, as the vocabulary orders
+    them; ``others``: occurrences of tokens not in ``tokens`` (which need ``<unk>``)."""
     present = [(-int(n), token) for token, n in zip(tokens, counts) if n > 0]
     present.sort()
     kept = [token for negative, token in present if -negative >= min_count]
-    has_unknown = len(kept) < len(present)
+    has_unknown = len(kept) < len(present) or others > 0
     if max_vocab is not None and len(kept) + has_unknown > max_vocab:
         kept, has_unknown = kept[:max_vocab - 1], True
     return Vocabulary(([UNKNOWN] if has_unknown else []) + kept, has_unknown)
@@ -208,6 +214,8 @@ class _CharPasses:
     """Char level.  Pass 1 counts the code points of each file; pass 2 reads the
     files again and maps code points to ids through a lookup table, vectorised."""
 
+    counted = None  # no bounded counter (see _FrequentWordPasses)
+
     def __init__(self, read, settings, work, fixed):
         self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
         self.counts = np.zeros(CODE_POINTS, np.int64)  # 8.9 MB
@@ -250,6 +258,8 @@ class _WordPasses:
     counts and remaps those ids to the vocabulary's, reading the scratch file (not
     the text) twice: tokenizing is the slow part, so it is done once."""
 
+    counted = None
+
     def __init__(self, read, settings, work, fixed):
         self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
         self.tokenizer = get_tokenizer(settings["level"], settings["tokenizer"])
@@ -266,15 +276,16 @@ class _WordPasses:
         self.scratch.seek(mark)
         self.scratch.truncate()
 
-    def _write(self, text):
+    def _take(self, text):
+        """Pass 1 on a piece of text that ends between tokens."""
         codes = _code_points(text) if self.words else None
         self.scratch.write(memoryview(self.provisional.ids(text, codes)).cast("B"))
 
     def consume(self, path, on_bytes, joined):
         if joined and self.words:
-            self._write("\n")  # files are joined by "\n": a token, except for 'notebook'
+            self._take("\n")  # files are joined by "\n": a token, except for 'notebook'
         for segment in _segments(self.read(path, "count", on_bytes), int(self.words)):
-            self._write(segment)
+            self._take(segment)
 
     def _blocks(self):
         """The scratch file's provisional ids, (<= _REMAP_IDS,) uint32 blocks."""
@@ -292,15 +303,85 @@ class _WordPasses:
                 count(ids, counts)
             tokens = self.provisional.tokens
             vocab = _vocabulary(tokens, counts, self.settings, self.fixed, paths)
-            dtype = _id_dtype(len(vocab))
             index = vocab.index.get
-            table = np.array([index(token, vocab.unknown or 0) for token in tokens], dtype)
+            table = np.array([index(token, vocab.unknown or 0) for token in tokens],
+                             _id_dtype(len(vocab)))
             del tokens
             self.provisional = None  # the distinct words are in the vocabulary now
-            writer = _Writer(self.work / IDS, dtype)
-            with writer.stream:
-                for ids in self._blocks():
-                    writer.write(lookup(ids, table, np.empty(len(ids), dtype)))
+            writer = self._remap(table)
+        (self.work / _PROVISIONAL).unlink()
+        return vocab, writer
+
+    def _remap(self, table):
+        """A _Writer of ``ids.bin``: the scratch file's ids through ``table``."""
+        writer = _Writer(self.work / IDS, table.dtype)
+        with writer.stream:
+            for ids in self._blocks():
+                writer.write(lookup(ids, table, np.empty(len(ids), table.dtype)))
+        return writer
+
+
+class _FrequentWordPasses(_WordPasses):
+    """Word level with ``max_vocab`` (the 'words' tokenizer), in memory bounded by
+    ``max_vocab`` whatever the number of distinct words.  Pass 1 tokenizes the files
+    and counts their tokens approximately in a :class:`FrequentWords` table of
+    ``capacity`` slots (COUNTER_SLOTS_PER_WORD per word kept, at least
+    MIN_COUNTER_SLOTS), whose tokens are the candidates.  Pass 2 tokenizes the files
+    again and writes each token's slot in that table (``capacity`` for a token not in
+    it) to the scratch file; their exact counts choose the vocabulary among the
+    candidates (as :func:`_build_vocabulary`), and the scratch file is remapped.
+
+    A token not in the table occurred at most ``threshold`` times (the least count in
+    the full table, <= n_tokens / capacity), so the vocabulary is the exact one when
+    such a token could not have been kept: ``counted["vocab_exact"]``, recorded in
+    ``store.json`` as ``word_counter``."""
+
+    def __init__(self, read, settings, work, fixed):
+        self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
+        self.words = True
+        self.counter = FrequentWords(max(COUNTER_SLOTS_PER_WORD * settings["max_vocab"],
+                                         MIN_COUNTER_SLOTS))
+        self.scratch = open(work / _PROVISIONAL, "w+b")
+
+    def rollback(self, mark):
+        """A file that failed half-way was counted in pass 1 (which can leave a word out
+        of the table, but not break ``threshold``); pass 2 does not read it."""
+
+    def _take(self, text):
+        self.counter.add(text, _code_points(text))
+
+    def _write_slots(self, text):
+        slots = self.counter.ids(_code_points(text), self.counter.capacity)
+        self.scratch.write(memoryview(slots).cast("B"))
+
+    def encode(self, paths):
+        """(vocabulary, _Writer of ``ids.bin``) after pass 2 over ``paths``."""
+        capacity, n_candidates = self.counter.capacity, len(self.counter)
+        with self.scratch:
+            for i, path in enumerate(paths):
+                if i:
+                    self._write_slots("\n")
+                for segment in _segments(self.read(path, "encode"), 1):
+                    self._write_slots(segment)
+            counts = np.zeros(capacity + 1, np.int64)
+            for ids in self._blocks():
+                count(ids, counts)
+            tokens, others = self.counter.tokens, int(counts[capacity])
+            counts = counts[:n_candidates]
+            max_vocab, min_count = self.settings["max_vocab"], self.settings["min_count"]
+            vocab = _build_vocabulary(tokens, counts, min_count, max_vocab, others)
+            n_kept = len(vocab) - (vocab.unknown is not None)
+            least_kept = np.sort(counts)[::-1][n_kept - 1] if n_kept else 0
+            threshold = self.counter.threshold
+            exact = (others == 0 or threshold < min_count
+                     or (len(vocab) == max_vocab and least_kept > threshold))
+            self.counted = {"capacity": capacity, "threshold": threshold,
+                            "vocab_exact": bool(exact)}
+            index, unknown = vocab.index.get, vocab.unknown or 0
+            table = np.array([index(token, unknown) for token in tokens] + [unknown],
+                             _id_dtype(len(vocab)))
+            self.counter = None
+            writer = self._remap(table)
         (self.work / _PROVISIONAL).unlink()
         return vocab, writer
 
@@ -329,7 +410,12 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab):
                 progress(phase, done[phase], total)
         return read_chunks(path, settings["encoding"], chunk_bytes, seen)
 
-    passes = (_CharPasses if level == "char" else _WordPasses)(read, settings, work, vocab)
+    if level == "char":
+        passes = _CharPasses(read, settings, work, vocab)
+    elif settings["max_vocab"] is not None and vocab is None:
+        passes = _FrequentWordPasses(read, settings, work, vocab)
+    else:
+        passes = _WordPasses(read, settings, work, vocab)
     sources, skipped = [], []
     for path in files:
         size, mtime_ns = file_identity(path)
@@ -361,6 +447,7 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab):
     meta = {"format_version": FORMAT_VERSION, "dtype": writer.dtype.str, "n_tokens": writer.count,
             **settings, "vocab_size": len(vocab), "ids_sha256": writer.digest.hexdigest(),
             "on_bad_file": on_bad_file, "sources": sources, "skipped": skipped,
+            "word_counter": passes.counted,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fastrnn_version": __version__}
     # Written last: a directory without store.json is not a store.
