@@ -64,7 +64,7 @@ CHAR_CHUNK_BYTES = 1 << 22
 WORD_CHUNK_BYTES = 1 << 18
 _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's second pass
 # With max_vocab, the word level counts in a table of this many slots per word kept
-# (at least MIN_COUNTER_SLOTS): a word more frequent than 1/capacity of the tokens
+# (at least MIN_COUNTER_SLOTS): a word more frequent than 2/capacity of the tokens
 # is sure to be counted (docs/tuning.md#bounded-word-counter).
 COUNTER_SLOTS_PER_WORD = 4
 MIN_COUNTER_SLOTS = 1 << 16
@@ -134,13 +134,18 @@ def _build_vocabulary(tokens, counts, min_count, max_vocab, others=0):
     ``counts`` (a token with count 0 is absent), at most ``max_vocab`` tokens with
     ``<unk>``: the most frequent, ties in lexicographic order, as the vocabulary orders
     them; ``others``: occurrences of tokens not in ``tokens`` (which need ``<unk>``)."""
-    present = [(-int(n), token) for token, n in zip(tokens, counts) if n > 0]
-    present.sort()
-    kept = [token for negative, token in present if -negative >= min_count]
-    has_unknown = len(kept) < len(present) or others > 0
-    if max_vocab is not None and len(kept) + has_unknown > max_vocab:
-        kept, has_unknown = kept[:max_vocab - 1], True
-    return Vocabulary(([UNKNOWN] if has_unknown else []) + kept, has_unknown)
+    counts = np.asarray(counts, np.int64)
+    keep = counts >= min_count
+    n_kept = int(np.count_nonzero(keep))
+    has_unknown = n_kept < np.count_nonzero(counts) or others > 0
+    if max_vocab is not None and n_kept + has_unknown > max_vocab:
+        # Only words as frequent as the (max_vocab - 1)-th are sorted, ties included.
+        least = np.partition(counts[keep], -(max_vocab - 1))[-(max_vocab - 1)]
+        keep &= counts >= least
+        n_kept, has_unknown = max_vocab - 1, True
+    kept = sorted((-int(counts[i]), tokens[i]) for i in np.flatnonzero(keep).tolist())
+    return Vocabulary(([UNKNOWN] if has_unknown else []) + [t for _, t in kept[:n_kept]],
+                      has_unknown)
 
 
 class _DictTable(dict):
@@ -331,8 +336,8 @@ class _FrequentWordPasses(_WordPasses):
     it) to the scratch file; their exact counts choose the vocabulary among the
     candidates (as :func:`_build_vocabulary`), and the scratch file is remapped.
 
-    A token not in the table occurred at most ``threshold`` times (the least count in
-    the full table, <= n_tokens / capacity), so the vocabulary is the exact one when
+    A token not in the table occurred at most ``threshold`` times (<= 2 n_tokens /
+    capacity), so the vocabulary is the exact one when
     such a token could not have been kept: ``counted["vocab_exact"]``, recorded in
     ``store.json`` as ``word_counter``."""
 
@@ -348,15 +353,15 @@ class _FrequentWordPasses(_WordPasses):
         of the table, but not break ``threshold``); pass 2 does not read it."""
 
     def _take(self, text):
-        self.counter.add(text, _code_points(text))
+        self.counter.add(_code_points(text))
 
     def _write_slots(self, text):
-        slots = self.counter.ids(_code_points(text), self.counter.capacity)
+        slots = self.counter.ids(text, _code_points(text), self.counter.capacity)
         self.scratch.write(memoryview(slots).cast("B"))
 
     def encode(self, paths):
         """(vocabulary, _Writer of ``ids.bin``) after pass 2 over ``paths``."""
-        capacity, n_candidates = self.counter.capacity, len(self.counter)
+        capacity = self.counter.capacity
         with self.scratch:
             for i, path in enumerate(paths):
                 if i:
@@ -367,7 +372,7 @@ class _FrequentWordPasses(_WordPasses):
             for ids in self._blocks():
                 count(ids, counts)
             tokens, others = self.counter.tokens, int(counts[capacity])
-            counts = counts[:n_candidates]
+            counts = counts[:len(tokens)]
             max_vocab, min_count = self.settings["max_vocab"], self.settings["min_count"]
             vocab = _build_vocabulary(tokens, counts, min_count, max_vocab, others)
             n_kept = len(vocab) - (vocab.unknown is not None)

@@ -101,13 +101,12 @@ def _find(keys, h1):
 
 
 @kernel(nogil=True)
-def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, firsts, missing):
+def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, firsts):
     """The tokens of ``codes``: their provisional ids go to ``ids``.
     ``keys``/``values``: an open-addressing hash table (first hash -> id, 0 = free
     slot) with room for every token of ``codes``; ``checks[id]``: the token's second
-    hash; ``known``: ids given so far.  ``missing < 0``: a new token gets id ``known``,
-    and its (start, end) in ``codes`` go to ``firsts`` (2 * n_new,); else the table is
-    left as it is and a token not in it gets id ``missing``.
+    hash; ``known``: ids given so far.  A new token gets id ``known + n_new``, and its
+    (start, end) in ``codes`` go to ``firsts`` (2 * n_new,).
     Returns (n_tokens, n_new), or (-1, 0) on a collision of the first hash alone."""
     n = codes.shape[0]
     found_tokens, new = 0, 0
@@ -119,8 +118,6 @@ def _words_ids(codes, is_word, is_space, keys, values, checks, known, ids, first
             token = values[slot]
             if checks[token] != h2:
                 return -1, 0
-        elif missing >= 0:
-            token = missing
         else:
             token = known + new
             keys[slot], values[slot], checks[token] = h1, token, h2
@@ -178,130 +175,126 @@ class WordsTable:
         self._reserve(len(codes))
         ids, firsts = np.empty(len(codes), np.uint32), np.empty(2 * len(codes), np.int32)
         found, new = _words_ids(codes, self.is_word, self.is_space, self.keys, self.values,
-                                self.checks, len(self.tokens), ids, firsts, -1)
+                                self.checks, len(self.tokens), ids, firsts)
         if found < 0:
             raise RuntimeError("two distinct tokens have the same 128-bit hash; please report")
         self.tokens.extend(text[start:end] for start, end in firsts[:2 * new].reshape(-1, 2).tolist())
         return ids[:found]
 
 
-@kernel(nogil=True)
-def _remove(keys, values, h1):
-    """Delete ``h1`` (present) from the linear-probing table by shifting back the
-    entries after it (Knuth's Algorithm R): no tombstones, so probes stay short."""
-    mask = keys.shape[0] - 1
-    hole = _find(keys, h1)
-    position = hole
-    while True:
-        position = (position + 1) & mask
-        key = keys[position]
-        if key == 0:
-            break
-        home = _home(key, mask)
-        # The entry may fill the hole unless its home lies cyclically in (hole, position].
-        if (hole < position and hole < home <= position) or (
-                hole > position and (home > hole or home <= position)):
-            continue
-        keys[hole], values[hole] = key, values[position]
-        hole = position
-    keys[hole] = 0
+# FrequentWords' state: slots given out so far, free slots (a stack in ``free``), the
+# sum of the purges' cutoffs, and a flag for a collision of the first hash alone.
+_GIVEN, _FREE, _OFFSET, _COLLISION = range(4)
 
 
 @kernel(nogil=True)
-def _sift_down(heap, places, counts, position):
-    """Restore the min-heap order of ``heap`` (slots, by ``counts``) below ``position``."""
-    size = heap.shape[0]
-    slot = heap[position]
-    while True:
-        child = 2 * position + 1
-        if child >= size or heap[child] < 0:
-            break
-        if child + 1 < size and heap[child + 1] >= 0 and counts[heap[child + 1]] < counts[heap[child]]:
-            child += 1
-        if counts[heap[child]] >= counts[slot]:
-            break
-        heap[position] = heap[child]
-        places[heap[position]] = position
-        position = child
-    heap[position] = slot
-    places[slot] = position
+def _purge(keys, values, firsts, counts, free, state):
+    """Subtract the lower median ``m`` of the full table's counts from every count and
+    free the slots left at 0 (at least half of them); ``m`` is added to the offset.
+    The hash table is built again from the slots kept."""
+    capacity = state[_GIVEN]
+    cutoff = np.partition(counts[:capacity].copy(), (capacity - 1) // 2)[(capacity - 1) // 2]
+    keys[:] = 0
+    n_free = 0
+    for slot in range(capacity):
+        if counts[slot] > cutoff:
+            counts[slot] -= cutoff
+            position = _find(keys, firsts[slot])
+            keys[position], values[position] = firsts[slot], slot
+        else:
+            counts[slot] = 0
+            free[n_free] = slot
+            n_free += 1
+    state[_FREE] = n_free
+    state[_OFFSET] += cutoff
 
 
 @kernel(nogil=True)
-def _sift_up(heap, places, counts, slot):
-    """Put ``slot``, whose count is the least, at position 0 of the min-heap ``heap``
-    whose used part ends before position ``slot``."""
-    position = slot
-    while position > 0:
-        parent = (position - 1) // 2
-        heap[position] = heap[parent]
-        places[heap[position]] = position
-        position = parent
-    heap[0], places[slot] = slot, 0
+def _count_frequent(codes, start, is_word, is_space, keys, values, firsts, seconds, counts,
+                    free, state, capacity):
+    """Count the tokens of ``codes`` in a table of at most ``capacity`` slots: the
+    frequent-items algorithm of Misra and Gries (1982) with the "reverse purge" of
+    Apache DataSketches' frequent items sketch.
 
-
-@kernel(nogil=True)
-def _count_frequent(codes, is_word, is_space, keys, values, firsts, seconds, counts, heap,
-                     places, state, spans, touched, capacity):
-    """Space-Saving (Metwally, Agrawal and El Abbadi, 2005) over the tokens of ``codes``.
-
-    ``capacity``: the most slots used; the arrays hold C >= min(capacity, slots used +
-    tokens in ``codes``) slots.  ``keys``/``values``: open-addressing table (first hash
-    -> slot, size >= 2 C); ``firsts``, ``seconds`` (C,): each slot's token's two
-    hashes; ``counts`` (C,):
-    each slot's count; ``heap`` (C,): the used slots as a min-heap by count, -1 past
-    them; ``places`` (C,): each slot's position in ``heap``; ``state`` (2,): slots
-    used, and a flag set on a collision of the first hash alone.  A token in the table
-    adds 1 to its count; a new one takes a free slot with count 1 or, when all
-    ``capacity`` are used, the slot of least count (the heap's root), keeping that
-    count + 1, so that a count is an upper bound of its token's.  A slot given a token
-    here gets that token's (start, end) in ``spans`` (C, 2), which must hold -1 where
-    no slot was given one, and is listed once in ``touched`` (C,).  Returns how many
-    are listed."""
-    n, listed = codes.shape[0], 0
-    i, j = _next_token(codes, 0, is_word, is_space)
+    Counts from ``codes[start]`` on, up to a new token that needs a slot when all C
+    that the arrays hold are given and C < ``capacity``: returns where it stopped (the
+    caller grows the arrays and calls again), or len(codes).
+    ``keys``/``values``: open-addressing table (first hash -> slot, size >= 2 C);
+    ``firsts``, ``seconds`` (C,): each slot's token's two hashes; ``counts`` (C,):
+    each slot's count, 0 for a free slot; ``free`` (C,): a stack of free slots;
+    ``state``: indexed by _GIVEN, _FREE, _OFFSET, _COLLISION.  A token in the table
+    adds 1 to its count; a new one takes a free slot with count 1, after a purge
+    (:func:`_purge`) when all ``capacity`` slots are taken.  So for every token,
+    count <= its occurrences <= count + offset."""
+    n = codes.shape[0]
+    i, j = _next_token(codes, start, is_word, is_space)
     while i < n:
         h1, h2 = _hashes(codes, i, j)
         position = _find(keys, h1)
         if keys[position] == h1:
             slot = values[position]
             if seconds[slot] != h2:
-                state[1] = 1
-                return listed
+                state[_COLLISION] = 1
+                return n
         else:
-            if state[0] < capacity:
-                slot = state[0]
-                state[0] += 1
-                counts[slot] = 0  # the least count: the slot goes to the heap's root
-                _sift_up(heap, places, counts, slot)
-            else:
-                slot = heap[0]  # the least count, which the new token takes over
-                _remove(keys, values, firsts[slot])
+            if state[_FREE] == 0 and state[_GIVEN] == counts.shape[0] < capacity:
+                return i
+            if state[_FREE] == 0 and state[_GIVEN] == capacity:
+                _purge(keys, values, firsts, counts, free, state)
                 position = _find(keys, h1)
+            if state[_FREE] > 0:
+                state[_FREE] -= 1
+                slot = free[state[_FREE]]
+            else:
+                slot = state[_GIVEN]
+                state[_GIVEN] += 1
             keys[position], values[position] = h1, slot
             firsts[slot], seconds[slot] = h1, h2
-            if spans[slot, 0] < 0:
-                touched[listed] = slot
-                listed += 1
-            spans[slot, 0], spans[slot, 1] = i, j
         counts[slot] += 1
-        _sift_down(heap, places, counts, places[slot])
         i, j = _next_token(codes, j, is_word, is_space)
-    return listed
+    return n
+
+
+@kernel(nogil=True)
+def _slot_ids(codes, is_word, is_space, keys, values, seconds, seen, ids, firsts, missing):
+    """The table's slot of each token of ``codes`` goes to ``ids`` (``missing`` for a
+    token not in it); a slot not ``seen`` before is marked, and (slot, start, end) of
+    its token go to ``firsts`` (3 * n_new,).  Returns (n_tokens, n_new), or (-1, 0) on
+    a collision of the first hash alone."""
+    n, found, new = codes.shape[0], 0, 0
+    i, j = _next_token(codes, 0, is_word, is_space)
+    while i < n:
+        h1, h2 = _hashes(codes, i, j)
+        position = _find(keys, h1)
+        slot = missing
+        if keys[position] == h1:
+            slot = values[position]
+            if seconds[slot] != h2:
+                return -1, 0
+            if not seen[slot]:
+                seen[slot] = True
+                firsts[3 * new], firsts[3 * new + 1], firsts[3 * new + 2] = slot, i, j
+                new += 1
+        ids[found] = slot
+        found += 1
+        i, j = _next_token(codes, j, is_word, is_space)
+    return found, new
 
 
 class FrequentWords:
-    """The ``words`` tokenizer's most frequent tokens, counted in bounded memory by
-    Space-Saving (:func:`_count_frequent`) with ``capacity`` slots.
+    """The ``words`` tokenizer's most frequent tokens, counted in bounded memory in
+    ``capacity`` slots: :meth:`add` every piece of the text, then :meth:`ids` every
+    piece again, which names the tokens in the table (:attr:`tokens`).
 
-    Guarantee: a token that occurs more than :attr:`threshold` times (the least
-    count in a full table, <= n_tokens / capacity; 0 while the table has a free
-    slot) is in :attr:`tokens`.  The counts are upper bounds, not exact: the token
-    store counts the candidates again exactly.  Deterministic: the same tokens in the
-    same order give the same table, whatever the chunks they come in.
+    Guarantee: a token that occurs more than :attr:`threshold` times (<= 2 n_tokens /
+    capacity; 0 until the table first fills) is in the table, and every count is at
+    most :attr:`threshold` below the token's occurrences (:func:`_count_frequent`).
+    The token store counts the candidates again, exactly.  Deterministic: the same
+    tokens in the same order give the same table, whatever the pieces they come in.
 
-    Memory: per slot 76 to 100 bytes of arrays (grown by doubling up to ``capacity``),
-    the token's str and a list slot, whatever the number of distinct tokens.
+    Memory: per slot ~60 to 90 bytes of arrays, and after :meth:`ids` its token's str,
+    whatever the number of distinct tokens.  The arrays grow by doubling up to
+    ``capacity`` as slots are given: a small table is looked up in cache.
     """
 
     def __init__(self, capacity):
@@ -309,55 +302,66 @@ class FrequentWords:
         self.is_word, self.is_space = character_classes()
         self.keys, self.values = np.zeros(0, np.int64), np.zeros(0, np.int32)
         self.firsts, self.seconds = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        self.counts = np.zeros(0, np.int64)
-        self.heap, self.places = np.zeros(0, np.int32), np.zeros(0, np.int32)
-        self.spans, self.touched = np.zeros((0, 2), np.int64), np.zeros(0, np.int32)
-        self.state = np.zeros(2, np.int64)
-        self.tokens = []
-        self._grow(min(self.capacity, 1 << 10))
+        self.counts, self.free = np.zeros(0, np.int64), np.zeros(0, np.int32)
+        self.state = np.zeros(4, np.int64)
+        self._grow(min(self.capacity, 1 << 8))
+        self.seen, self._tokens = None, None
 
     def __len__(self):
-        return int(self.state[0])
+        """Tokens in the table."""
+        return int(self.state[_GIVEN] - self.state[_FREE])
 
     @property
     def threshold(self):
         """A token not in the table occurred at most this many times."""
-        return int(self.counts[self.heap[0]]) if len(self) == self.capacity else 0
+        return int(self.state[_OFFSET])
+
+    @property
+    def tokens(self):
+        """``tokens[slot]``: the slot's token, None for a free slot or one whose token
+        :meth:`ids` has not met."""
+        return list(self._tokens or ())
 
     def _grow(self, slots):
         """Arrays for ``slots`` slots (the hash table twice as large, a power of two)."""
-        used = len(self)
+        given = int(self.state[_GIVEN])
         size = 1 << max(1, (2 * slots - 1).bit_length())
         keys, values = np.zeros(size, np.int64), np.zeros(size, np.int32)
         _rehash(self.keys, self.values, keys, values)
         self.keys, self.values = keys, values
-        for name, fill in (("firsts", 0), ("seconds", 0), ("counts", 0), ("heap", -1), ("places", 0),
-                           ("spans", -1), ("touched", 0)):
+        for name in ("firsts", "seconds", "counts", "free"):
             old = getattr(self, name)
-            new = np.full((slots,) + old.shape[1:], fill, old.dtype)
-            new[:used] = old[:used]
+            new = np.zeros(slots, old.dtype)
+            new[:given] = old[:given]
             setattr(self, name, new)
 
-    def add(self, text, codes):
-        """Count the tokens of ``text`` (str) whose code points are ``codes``."""
-        needed = min(self.capacity, len(self) + len(codes))
-        if needed > len(self.counts):
-            self._grow(min(self.capacity, max(needed, 2 * len(self.counts))))
-        listed = _count_frequent(codes, self.is_word, self.is_space, self.keys, self.values,
-                                 self.firsts, self.seconds, self.counts, self.heap, self.places,
-                                 self.state, self.spans, self.touched, self.capacity)
-        if self.state[1]:
+    def add(self, codes):
+        """Count the tokens whose code points are ``codes`` (a piece of text that ends
+        between tokens)."""
+        if self._tokens is not None:
+            raise RuntimeError("FrequentWords.add after ids: the table is fixed")
+        start = 0
+        while True:
+            start = _count_frequent(codes, start, self.is_word, self.is_space, self.keys,
+                                    self.values, self.firsts, self.seconds, self.counts,
+                                    self.free, self.state, self.capacity)
+            if start == len(codes):
+                break
+            self._grow(min(self.capacity, 2 * len(self.counts)))
+        if self.state[_COLLISION]:
             raise RuntimeError("two distinct tokens have the same 128-bit hash; please report")
-        touched = self.touched[:listed]
-        self.tokens.extend([None] * (len(self) - len(self.tokens)))
-        for slot, (start, end) in zip(touched.tolist(), self.spans[touched].tolist()):
-            self.tokens[slot] = text[start:end]
-        self.spans[touched] = -1
 
-    def ids(self, codes, missing):
-        """The slot (uint32) of each token of ``codes``; ``missing`` for a token not in
-        the table, which is left as it is."""
-        ids = np.empty(len(codes), np.uint32)
-        found, _ = _words_ids(codes, self.is_word, self.is_space, self.keys, self.values, self.seconds,
-                              len(self), ids, np.empty(0, np.int32), missing)
+    def ids(self, text, codes, missing):
+        """The slot (n_tokens,) uint32 of each token of ``text`` (str) whose code points
+        are ``codes``; ``missing`` for a token not in the table."""
+        if self._tokens is None:
+            given = int(self.state[_GIVEN])
+            self.seen, self._tokens = np.zeros(given, np.bool_), [None] * given
+        ids, firsts = np.empty(len(codes), np.uint32), np.empty(3 * len(codes), np.int64)
+        found, new = _slot_ids(codes, self.is_word, self.is_space, self.keys, self.values,
+                               self.seconds, self.seen, ids, firsts, missing)
+        if found < 0:
+            raise RuntimeError("two distinct tokens have the same 128-bit hash; please report")
+        for slot, start, end in firsts[:3 * new].reshape(-1, 3).tolist():
+            self._tokens[slot] = text[start:end]
         return ids[:found]
