@@ -28,8 +28,10 @@ code point, whatever the text's size.  The word level holds one chunk and room f
 its hash table (~20 MB with the default 256 KiB chunks) plus the distinct tokens,
 one entry per distinct word (the str, its two hashes, the table's slack: see
 docs/tuning.md#token-store for the measured bytes); then the vocabulary holds the kept ones again (a
-dict, ~100 bytes each).  ``max_vocab`` bounds the vocabulary (and so the model), not
-the table of distinct tokens, which exact counts need.
+dict, ~100 bytes each).  With ``max_vocab`` (the 'words' tokenizer) the words are
+counted instead in a table whose size is set by ``max_vocab``, not by the number of
+distinct words, at the price of tokenizing the text twice
+(:class:`_FrequentWordPasses`, docs/tuning.md#bounded-word-counter).
 """
 
 import datetime
