@@ -38,6 +38,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import warnings
@@ -65,6 +66,9 @@ _STORE_FILES = frozenset((IDS, VOCAB, META, _PROVISIONAL))
 CHAR_CHUNK_BYTES = 1 << 22
 WORD_CHUNK_BYTES = 1 << 18
 _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's second pass
+# A "word" longer than this (characters) is an error: word level holds one whole.
+MAX_WORD_CHARS = 1 << 20
+_NOT_IN_WORD = re.compile(r"[^\w']")  # ends a 'words' token: a safe place to cut
 # With max_vocab, the word level counts in a table of this many slots per word kept
 # (at least MIN_COUNTER_SLOTS): a word more frequent than 2/capacity of the tokens
 # is sure to be counted (docs/tuning.md#bounded-word-counter).
@@ -172,17 +176,33 @@ class _DictTable(dict):
         return np.fromiter(map(self.__getitem__, tokens), np.uint32, len(tokens))
 
 
-def _segments(pieces, head_end):
-    """Cut a stream of str ``pieces`` at the last space or newline of what has come
-    so far, so that no token spans two segments; yields the segments, the remainder
-    last (possibly ``""``).  ``head_end`` (0 or 1): whether that separator ends the
-    segment (the 'words' tokenizer, where a newline is a token) or is dropped with
-    the split it makes (the 'notebook' tokenizer, ``re.split(" |\\n")``)."""
-    carry = ""
+def _segments(pieces, head_end, path):
+    """Cut a stream of str ``pieces`` of the file ``path`` at the last space or newline
+    of what has come so far, so that no token spans two segments; yields the segments,
+    the remainder last (possibly ``""``).  ``head_end`` (0 or 1): whether that separator
+    ends the segment (the 'words' tokenizer, where a newline is a token) or is dropped
+    with the split it makes (the 'notebook' tokenizer, ``re.split(" |\\n")``).
+
+    A line with no space keeps the segment growing: the 'words' tokenizer cuts it
+    after its last character that is neither ``\\w`` nor an apostrophe (which ends a
+    token), and a run of more than MAX_WORD_CHARS characters with no such cut is a
+    TextError naming the file and the run's character offset, so that memory stays
+    bounded."""
+    carry, read = "", 0
     for piece in pieces:
         text = carry + piece
+        read += len(piece)
         cut = max(text.rfind(" "), text.rfind("\n"))
+        if cut < 0 and head_end:
+            last = _NOT_IN_WORD.search(text[::-1])  # the last such character
+            cut = -1 if last is None else len(text) - 1 - last.start()
         if cut < 0:
+            if len(text) > MAX_WORD_CHARS:
+                kind = ("letters, digits or apostrophes" if head_end
+                        else "characters without a space or line break")
+                raise TextError(f"{path}: more than {MAX_WORD_CHARS:,} {kind} in a row from "
+                                f"character offset {read - len(text)} on: not text that a "
+                                "word-level model can use (use --level char)")
             carry = text
             continue
         yield text[:cut + head_end]
@@ -291,7 +311,7 @@ class _WordPasses:
     def consume(self, path, on_bytes, joined):
         if joined and self.words:
             self._take("\n")  # files are joined by "\n": a token, except for 'notebook'
-        for segment in _segments(self.read(path, "count", on_bytes), int(self.words)):
+        for segment in _segments(self.read(path, "count", on_bytes), int(self.words), path):
             self._take(segment)
 
     def _blocks(self):
@@ -368,7 +388,7 @@ class _FrequentWordPasses(_WordPasses):
             for i, path in enumerate(paths):
                 if i:
                     self._write_slots("\n")
-                for segment in _segments(self.read(path, "encode"), 1):
+                for segment in _segments(self.read(path, "encode"), 1, path):
                     self._write_slots(segment)
             counts = np.zeros(capacity + 1, np.int64)
             for ids in self._blocks():
@@ -491,8 +511,9 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
 
     A store already in the cache for the same sources (paths, sizes, modification
     times) and settings is reused after a cheap check of its sources; a damaged one
-    is rebuilt.  Raises TextError for a missing input, a file that is not text, or
-    no text at all.
+    is rebuilt.  Raises TextError for a missing input, a file that is not text, no
+    text at all, or at word level a "word" of more than MAX_WORD_CHARS characters
+    (:func:`_segments`).
     """
     settings = _settings(level, tokenizer, min_count, max_vocab, encoding)
     if vocab is not None:  # another vocabulary, other ids: another store
