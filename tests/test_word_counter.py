@@ -94,6 +94,8 @@ def test_the_vocabulary_is_exact_when_the_store_says_so(tmp_path, monkeypatch, m
     assert 0 < counter["threshold"] <= 2 * len(store) / counter["capacity"]
     assert counter["vocab_exact"] == exact
     assert (store.vocab.tokens == exact_vocabulary([path], min_count, max_vocab)) == exact
+    note = f"may differ from exact counting among words seen <= {counter['threshold']:,} times"
+    assert (note in store.describe()) != exact
     index = store.vocab.index
     np.testing.assert_array_equal(store.ids, [index.get(t, 0) for t in SPLIT(path.read_text())])
 

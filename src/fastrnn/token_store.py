@@ -609,7 +609,17 @@ class TokenStore:
         return (f"token store {self.path}: {size_text(self.nbytes)} on disk, {len(self)} "
                 f"{self.meta['level']} tokens ({self.ids.dtype.name}), vocabulary of "
                 f"{len(self.vocab)}, from {len(sources)} file{'s' * (len(sources) != 1)} "
-                f"({size_text(text)})")
+                f"({size_text(text)}){self._counter_note()}")
+
+    def _counter_note(self):
+        """What the user should know when max_vocab's bounded counter may have changed
+        the vocabulary (docs/tuning.md#bounded-word-counter); "" otherwise."""
+        counter = self.meta.get("word_counter")
+        if not counter or counter["vocab_exact"]:
+            return ""
+        return (f"; the last words of the vocabulary may differ from exact counting among "
+                f"words seen <= {counter['threshold']:,} times (counted in "
+                f"{counter['capacity']:,} slots)")
 
     def check_sources(self, full=False):
         """Raise StoreError naming the first source file that changed since the store
