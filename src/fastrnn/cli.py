@@ -192,7 +192,8 @@ def _add_text_options(group):
     group.add_argument("--encoding", help="encoding of the text files " + _default("encoding"))
     group.add_argument("--max-vocab", type=_checked(int, _check_max_vocab), metavar="N",
                        help="'words' tokenizer: keep the N - 1 most frequent words, the others "
-                            "become <unk> [no limit]")
+                            "become <unk>; also bounds the memory for counting words (~600 "
+                            "bytes per word kept, however many distinct words) [no limit]")
     _add_bad_file_option(group)
 
 

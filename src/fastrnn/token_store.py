@@ -498,12 +498,15 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     inputs: files, directories and glob patterns (:func:`fastrnn.sources.resolve_sources`);
     level, tokenizer, min_count, encoding: as ``Corpus.from_files`` (which gives the same
     ids and vocabulary); max_vocab: at most this many tokens, ``<unk>`` included (the
-    'words' tokenizer only): the most frequent, ties in lexicographic order;
+    'words' tokenizer only): the most frequent, ties in lexicographic order, counted
+    in memory bounded by max_vocab (exactly unless ``store.meta["word_counter"]``
+    says otherwise: docs/tuning.md#bounded-word-counter);
     cache_dir: see :func:`default_cache_dir`; on_bad_file: a file that is not text is
     an error ('error') or left out with a SkippedFileWarning ('skip'); progress:
     ``progress(phase, done, total)``, called per chunk, with ``done`` and ``total``
-    bytes of text: phase 'count' (the first pass), then at char level 'encode' (the
-    second; the word level's reads ids, not text, and takes a few seconds per GB);
+    bytes of text: phase 'count' (the first pass), then at char level and at word
+    level with max_vocab 'encode' (the second; otherwise the word level's reads ids,
+    not text, and takes a few seconds per GB);
     chunk_bytes: bytes of text read at a time (memory); vocab: encode with this
     :class:`~fastrnn.text.Vocabulary` (a trained model's, to score it on another text)
     instead of building one: a token it lacks is its ``<unk>``, or a TextError
