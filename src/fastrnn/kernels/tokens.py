@@ -50,7 +50,7 @@ def character_classes():
     return tuple(tables)
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _next_token(codes, i, is_word, is_space):
     """(start, end) of the first token of ``_WORD_PATTERN``
     (``\\w+(?:'\\w+)*|\\n|[^\\w\\s]``) in ``codes[i:]``; (n, n) when there is none."""
@@ -72,7 +72,7 @@ def _next_token(codes, i, is_word, is_space):
     return n, n
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _hashes(codes, start, end):
     """The token ``codes[start:end]``'s two 64-bit hashes (the first never 0)."""
     h1, h2 = np.int64(_FNV_OFFSET), np.int64(7)
@@ -84,12 +84,12 @@ def _hashes(codes, start, end):
     return h1, h2
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _home(h1, mask):
     return (h1 ^ (h1 >> 32)) & mask
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _find(keys, h1):
     """The position of ``h1`` in the open-addressing table ``keys``, or of the free
     position where it would go (linear probing)."""
