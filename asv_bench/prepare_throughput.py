@@ -3,11 +3,15 @@
     PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 50 --level char
     PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 50 --level word
     PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 500 --train 5
+    PYTHONPATH=src python asv_bench/prepare_throughput.py --size-mb 50 --level word \
+        --random-words --max-vocab 50000
 
 Generates a text (words drawn, seeded, from the standard library's docstrings at their
 natural frequencies, ASCII only, lines of 6-18 words; ``--unicode`` adds curly quotes
-and accented words so that every chunk takes the non-ASCII path), then runs ``prepare`` on it in a
-fresh process into a fresh cache directory, and prints the throughput and memory.
+and accented words so that every chunk takes the non-ASCII path; ``--random-words`` writes
+random words of 4 to 12 letters instead, nearly all distinct: the case where only
+``--max-vocab``'s bounded counter keeps the word level's memory flat), then runs ``prepare``
+on it in a fresh process into a fresh cache directory, and prints the throughput and memory.
 
 Memory: a thread in that process reads ``RssAnon`` from ``/proc/self/status`` every
 5 ms and keeps the peak: anonymous memory only (the heap, numpy arrays), not the page
@@ -58,7 +62,9 @@ def sample():
 sampler = threading.Thread(target=sample, daemon=True)
 sampler.start()
 start, cpu_start = time.perf_counter(), time.process_time()
-store = prepare(sys.argv[1:-3], sys.argv[-3], sys.argv[-2], cache_dir=sys.argv[-1])
+max_vocab = None if sys.argv[-2] == "none" else int(sys.argv[-2])
+store = prepare(sys.argv[1:-4], sys.argv[-4], sys.argv[-3], min_count=1 if max_vocab else 2,
+                max_vocab=max_vocab, cache_dir=sys.argv[-1])
 seconds = time.perf_counter() - start
 cpu_seconds = time.process_time() - cpu_start
 running = False
@@ -79,9 +85,24 @@ def _word_pool():
     return [t for t in get_tokenizer("word").split(stdlib_docstrings()) if t != "\n"]
 
 
-def generate_text(path, size_bytes, seed=0, unicode=False):
+def _random_words(rng, size_bytes):
+    """About ``size_bytes`` of random words of 4 to 12 letters, 12 to a line (bytes)."""
+    cuts = np.cumsum(rng.integers(5, 14, size_bytes // 8))
+    cuts = cuts[cuts < size_bytes]
+    text = rng.integers(ord("a"), ord("z") + 1, cuts[-1] + 1, np.uint8)
+    text[cuts] = ord(" ")
+    text[cuts[11::12]] = ord("\n")
+    return text.tobytes()
+
+
+def generate_text(path, size_bytes, seed=0, unicode=False, random_words=False):
     """Write ``size_bytes`` (about, whole lines) of generated text to ``path``."""
     rng = np.random.default_rng(seed)
+    if random_words:  # fresh blocks throughout: the words do not repeat
+        with open(path, "wb") as stream:
+            for start in range(0, size_bytes, _BLOCK_BYTES):
+                stream.write(_random_words(rng, min(_BLOCK_BYTES, size_bytes - start)))
+        return path
     pool = [t for t in _word_pool() if t.isascii()]
     if unicode:
         pool += ["\u201cquoted\u201d", "caf\u00e9", "na\u00efve", "\u00fcber", "\u2014"] * 50
@@ -103,12 +124,13 @@ def generate_text(path, size_bytes, seed=0, unicode=False):
     return path
 
 
-def measure(paths, level, tokenizer="words", cache_dir=None):
+def measure(paths, level, tokenizer="words", cache_dir=None, max_vocab=None):
     """Run ``prepare`` in a fresh process; returns the measurements (a dict)."""
     src = str(Path(__file__).resolve().parent.parent / "src")
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run([sys.executable, "-c", MEASURE, *map(str, paths), level, tokenizer,
-                             str(cache_dir)], capture_output=True, text=True, env=env)
+                             str(max_vocab or "none"), str(cache_dir)], capture_output=True,
+                            text=True, env=env)
     if result.returncode:
         raise RuntimeError(f"prepare failed:\n{result.stderr}")
     figures = json.loads(result.stdout)
@@ -151,6 +173,10 @@ def main(argv=None):
     parser.add_argument("--tokenizer", choices=("words", "notebook"), default="words")
     parser.add_argument("--unicode", action="store_true",
                         help="curly quotes and accents in every chunk (the non-ASCII path)")
+    parser.add_argument("--random-words", action="store_true",
+                        help="random words of 4 to 12 letters, nearly all distinct")
+    parser.add_argument("--max-vocab", type=int, metavar="N",
+                        help="word level: prepare with max_vocab=N (and min_count=1)")
     parser.add_argument("--dir", help="where to write the text and the store (default: a "
                                       "temporary directory, removed afterwards)")
     parser.add_argument("--train", type=float, metavar="SECONDS",
@@ -160,18 +186,21 @@ def main(argv=None):
     work = Path(args.dir or tempfile.mkdtemp(prefix="prepare-throughput-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        text = work / f"generated-{args.size_mb:g}mb{'-unicode' * args.unicode}.txt"
+        kind = "-unicode" * args.unicode + "-random" * args.random_words
+        text = work / f"generated-{args.size_mb:g}mb{kind}.txt"
         if not text.exists():
             started = time.perf_counter()
-            generate_text(text, int(args.size_mb * 1e6), unicode=args.unicode)
+            generate_text(text, int(args.size_mb * 1e6), unicode=args.unicode,
+                          random_words=args.random_words)
             print(f"generated {text} in {time.perf_counter() - started:.1f} s")
         cache = work / "stores"
         shutil.rmtree(cache, ignore_errors=True)
-        f = measure([text], args.level, args.tokenizer, cache)
+        f = measure([text], args.level, args.tokenizer, cache, args.max_vocab)
         target = TARGET_MB_S[args.level]
         print(f"{args.level} level ({args.tokenizer if args.level == 'word' else 'char'}), "
               f"{f['text_bytes'] / 1e6:.1f} MB of text -> {f['n_tokens']} tokens, vocabulary "
-              f"{f['vocab']}, store {f['store_bytes'] / 1e6:.1f} MB")
+              f"{f['vocab']}, store {f['store_bytes'] / 1e6:.1f} MB"
+              + (f", max_vocab {args.max_vocab}" if args.max_vocab else ""))
         print(f"throughput: {f['mb_per_s']:.1f} MB/s ({f['seconds']:.2f} s; target >= "
               f"{target:g}: {'met' if f['mb_per_s'] >= target else 'NOT met'}); "
               f"{f['mb_per_cpu_s']:.1f} MB per CPU second of prepare")

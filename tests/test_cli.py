@@ -1,6 +1,7 @@
 """The ``fastrnn`` command end to end on a small generated text: train, generate, info, resume,
 and its errors (usage errors exit 2, text and checkpoint errors exit 1 and change nothing)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -83,6 +84,25 @@ def test_info_reports_the_run(word_run, capsys):
     assert "1 x LSTM 12 units" in out
     assert "best validation:  " in out and "nats per token" in out
     assert "training time:" in out and "parameters:" in out
+    config = json.loads((word_run / "config.json").read_text())["training"]
+    assert (f"schedule:         learning rate {config['lr']:g} (constant); validation every "
+            f"{config['eval_every']} of training and at epoch ends, on <= "
+            f"{config['val_tokens']:,} held-out tokens; latest checkpoint written at "
+            f"validations and every {config['checkpoint_every']} of training\n") in out
+    assert "non-finite steps: 0 skipped (no update; the run stops after 5 in a row)" in out
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(eval_every=500, checkpoint_every=90.0),
+     "validation every 500 steps and at epoch ends, on <= 100,000 held-out tokens; latest "
+     "checkpoint written at validations and every 90 s of training"),
+    (dict(eval_every="epoch", checkpoint_every=None, val_tokens=None),
+     "validation at epoch ends, on the tail 0.1 of the text; latest checkpoint written at "
+     "validations")])
+def test_info_states_the_schedule_in_words(settings, expected):
+    from fastrnn.cli import _schedule
+    from fastrnn.lm import TrainConfig
+    assert _schedule(TrainConfig(**settings)) == f"learning rate 0.005 (constant); {expected}"
 
 
 def test_resume_trains_further_and_refuses_other_settings(word_run, tmp_path, capsys):

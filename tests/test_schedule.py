@@ -69,10 +69,13 @@ def test_the_training_streams_read_the_ranges_without_copying_the_text(tmp_path)
     assert streams.ids is ids  # windows are gathered from the mapped array, one at a time
     joined = np.concatenate([ids[a:b] for a, b in split.train_ranges]).astype(np.int64)
     expected = joined[:5 * streams.length].reshape(5, streams.length)
-    for w in (0, 1, streams.windows // 2, streams.windows - 1):
+    buffer = np.empty((5, 8), np.int64)
+    for w in range(streams.windows):  # every window: many cross from one range to the next
         window = streams.window(w)
         assert window.dtype == np.int64
         np.testing.assert_array_equal(window, expected[:, w * 7:w * 7 + 8])
+        assert streams.window(w, out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, window)
 
 
 # --------------------------------------------------------------------------------------------

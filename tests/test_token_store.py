@@ -387,3 +387,23 @@ def test_prepare_memory_does_not_grow_with_the_text(tmp_path, level, text_mb, ch
     growth_mb, n_tokens = result.stdout.split()
     assert int(n_tokens) > text_mb * 10**5  # it did read the whole text
     assert float(growth_mb) < bound_mb, f"{level}: peak RSS grew {growth_mb} MB"
+
+
+def test_a_line_without_spaces_is_cut_between_tokens_and_a_huge_word_is_an_error(
+        tmp_path, monkeypatch):
+    """The read buffer of the word level stays bounded: a line with no space is cut
+    after punctuation (same tokens as in memory); a run of word characters longer
+    than MAX_WORD_CHARS, or for 'notebook' any run without a space or line break, is
+    an error naming the file and where the run starts."""
+    monkeypatch.setattr("fastrnn.token_store.MAX_WORD_CHARS", 100)
+    minified = write(tmp_path / "min.json", "[" + ",".join(f'"k{i}":{i}' for i in range(400)) + "]")
+    store = prepare([minified], "word", "words", 1, cache_dir=tmp_path / "c", chunk_bytes=64)
+    np.testing.assert_array_equal(store.ids, in_memory([minified], "word", "words", 1).ids)
+    with pytest.raises(TextError, match=r"min\.json: more than 100 characters without a space "
+                                        r"or line break in a row from character offset 0 on"):
+        prepare([minified], "word", "notebook", 1, cache_dir=tmp_path / "c", chunk_bytes=64)
+    huge = write(tmp_path / "huge.txt", "two words " + "x" * 150 + "\n")
+    with pytest.raises(TextError, match=r"huge\.txt: more than 100 letters, digits or "
+                                        r"apostrophes in a row from character offset 10 on"):
+        prepare([huge], "word", "words", 1, cache_dir=tmp_path / "c", chunk_bytes=64)
+    assert prepare([huge], "char", cache_dir=tmp_path / "c", chunk_bytes=64).ids.size == 161

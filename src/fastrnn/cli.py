@@ -192,7 +192,8 @@ def _add_text_options(group):
     group.add_argument("--encoding", help="encoding of the text files " + _default("encoding"))
     group.add_argument("--max-vocab", type=_checked(int, _check_max_vocab), metavar="N",
                        help="'words' tokenizer: keep the N - 1 most frequent words, the others "
-                            "become <unk> [no limit]")
+                            "become <unk>; also bounds the memory for counting words (~600 "
+                            "bytes per word kept, however many distinct words) [no limit]")
     _add_bad_file_option(group)
 
 
@@ -470,7 +471,8 @@ def _info(parser, args):
     run = lm.load_run(args.run_dir, "latest")
     config, meta = run.config, run.meta
     text, model, training = config["text"], config["model"], config["training"]
-    source = _run_configs(run, args.run_dir)[0].describe()
+    text_config, _, train_config = _run_configs(run, args.run_dir)
+    source = text_config.describe()
     level = "char level" if text["level"] == "char" else \
         f"word level ({text['tokenizer']} tokenizer)"
     best = meta["best_val_loss"]
@@ -485,6 +487,9 @@ def _info(parser, args):
         f"progress:         {meta['epoch']} epochs + {meta['step_in_epoch']} steps "
         f"({meta['global_step']} steps in all)",
         f"training time:    {meta['seconds']:.1f} s",
+        "schedule:         " + _schedule(train_config),
+        f"non-finite steps: {meta.get('skipped_steps', 0):,} skipped (no update; the run "
+        f"stops after {train_config.max_nonfinite} in a row)",
         "best validation:  " + ("none yet" if best is None else
                                 f"{best:.4f} nats per token (perplexity "
                                 f"{math.exp(best):.2f})"),
@@ -492,6 +497,24 @@ def _info(parser, args):
     ]
     print("\n".join(lines))
     return 0
+
+
+def _schedule(config):
+    """The learning rate, validation and checkpoint intervals of a TrainConfig, for people."""
+    def duration(value):  # '10m', or seconds
+        return value if isinstance(value, str) else f"{value:g} s"
+    if config.eval_every == "epoch":
+        validation = "at epoch ends"
+    elif isinstance(config.eval_every, str):
+        validation = f"every {config.eval_every} of training and at epoch ends"
+    else:
+        validation = f"every {config.eval_every:,} steps and at epoch ends"
+    held_out = (f"the tail {config.val_fraction:g} of the text" if config.val_tokens is None
+                else f"<= {config.val_tokens:,} held-out tokens")
+    saved = ("at validations" if config.checkpoint_every is None else
+             f"at validations and every {duration(config.checkpoint_every)} of training")
+    return (f"learning rate {config.lr:g} (constant); validation {validation}, on "
+            f"{held_out}; latest checkpoint written {saved}")
 
 
 def _store_status(recorded):

@@ -28,14 +28,17 @@ code point, whatever the text's size.  The word level holds one chunk and room f
 its hash table (~20 MB with the default 256 KiB chunks) plus the distinct tokens,
 one entry per distinct word (the str, its two hashes, the table's slack: see
 docs/tuning.md#token-store for the measured bytes); then the vocabulary holds the kept ones again (a
-dict, ~100 bytes each).  ``max_vocab`` bounds the vocabulary (and so the model), not
-the table of distinct tokens, which exact counts need.
+dict, ~100 bytes each).  With ``max_vocab`` (the 'words' tokenizer) the words are
+counted instead in a table whose size is set by ``max_vocab``, not by the number of
+distinct words, at the price of tokenizing the text twice
+(:class:`_FrequentWordPasses`, docs/tuning.md#bounded-word-counter).
 """
 
 import datetime
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import warnings
@@ -44,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .kernels.tokens import CODE_POINTS, WordsTable, count, lookup
+from .kernels.tokens import CODE_POINTS, FrequentWords, WordsTable, count, lookup
 from .sources import (SkippedFileWarning, file_identity, file_sha256, read_chunks,
                       resolve_sources, sampled_hash)
 from .text import UNKNOWN, TextError, Tokenizer, Vocabulary, get_tokenizer
@@ -63,6 +66,14 @@ _STORE_FILES = frozenset((IDS, VOCAB, META, _PROVISIONAL))
 CHAR_CHUNK_BYTES = 1 << 22
 WORD_CHUNK_BYTES = 1 << 18
 _REMAP_IDS = 1 << 22  # provisional ids remapped per step in the word level's second pass
+# A "word" longer than this (characters) is an error: word level holds one whole.
+MAX_WORD_CHARS = 1 << 20
+_NOT_IN_WORD = re.compile(r"[^\w']")  # ends a 'words' token: a safe place to cut
+# With max_vocab, the word level counts in a table of this many slots per word kept
+# (at least MIN_COUNTER_SLOTS): a word more frequent than 2/capacity of the tokens
+# is sure to be counted (docs/tuning.md#bounded-word-counter).
+COUNTER_SLOTS_PER_WORD = 4
+MIN_COUNTER_SLOTS = 1 << 16
 
 
 class StoreError(TextError):
@@ -124,17 +135,23 @@ def _vocabulary(tokens, counts, settings, fixed, paths):
     return fixed
 
 
-def _build_vocabulary(tokens, counts, min_count, max_vocab):
+def _build_vocabulary(tokens, counts, min_count, max_vocab, others=0):
     """:meth:`Vocabulary.build`'s vocabulary from distinct ``tokens`` and their
     ``counts`` (a token with count 0 is absent), at most ``max_vocab`` tokens with
-    ``<unk>``: the most frequent, ties in lexicographic order, as the vocabulary orders them."""
-    present = [(-int(n), token) for token, n in zip(tokens, counts) if n > 0]
-    present.sort()
-    kept = [token for negative, token in present if -negative >= min_count]
-    has_unknown = len(kept) < len(present)
-    if max_vocab is not None and len(kept) + has_unknown > max_vocab:
-        kept, has_unknown = kept[:max_vocab - 1], True
-    return Vocabulary(([UNKNOWN] if has_unknown else []) + kept, has_unknown)
+    ``<unk>``: the most frequent, ties in lexicographic order, as the vocabulary orders
+    them; ``others``: occurrences of tokens not in ``tokens`` (which need ``<unk>``)."""
+    counts = np.asarray(counts, np.int64)
+    keep = counts >= min_count
+    n_kept = int(np.count_nonzero(keep))
+    has_unknown = n_kept < np.count_nonzero(counts) or others > 0
+    if max_vocab is not None and n_kept + has_unknown > max_vocab:
+        # Only words as frequent as the (max_vocab - 1)-th are sorted, ties included.
+        least = np.partition(counts[keep], -(max_vocab - 1))[-(max_vocab - 1)]
+        keep &= counts >= least
+        n_kept, has_unknown = max_vocab - 1, True
+    kept = sorted((-int(counts[i]), tokens[i]) for i in np.flatnonzero(keep).tolist())
+    return Vocabulary(([UNKNOWN] if has_unknown else []) + [t for _, t in kept[:n_kept]],
+                      has_unknown)
 
 
 class _DictTable(dict):
@@ -159,17 +176,33 @@ class _DictTable(dict):
         return np.fromiter(map(self.__getitem__, tokens), np.uint32, len(tokens))
 
 
-def _segments(pieces, head_end):
-    """Cut a stream of str ``pieces`` at the last space or newline of what has come
-    so far, so that no token spans two segments; yields the segments, the remainder
-    last (possibly ``""``).  ``head_end`` (0 or 1): whether that separator ends the
-    segment (the 'words' tokenizer, where a newline is a token) or is dropped with
-    the split it makes (the 'notebook' tokenizer, ``re.split(" |\\n")``)."""
-    carry = ""
+def _segments(pieces, head_end, path):
+    """Cut a stream of str ``pieces`` of the file ``path`` at the last space or newline
+    of what has come so far, so that no token spans two segments; yields the segments,
+    the remainder last (possibly ``""``).  ``head_end`` (0 or 1): whether that separator
+    ends the segment (the 'words' tokenizer, where a newline is a token) or is dropped
+    with the split it makes (the 'notebook' tokenizer, ``re.split(" |\\n")``).
+
+    A line with no space keeps the segment growing: the 'words' tokenizer cuts it
+    after its last character that is neither ``\\w`` nor an apostrophe (which ends a
+    token), and a run of more than MAX_WORD_CHARS characters with no such cut is a
+    TextError naming the file and the run's character offset, so that memory stays
+    bounded."""
+    carry, read = "", 0
     for piece in pieces:
         text = carry + piece
+        read += len(piece)
         cut = max(text.rfind(" "), text.rfind("\n"))
+        if cut < 0 and head_end:
+            last = _NOT_IN_WORD.search(text[::-1])  # the last such character
+            cut = -1 if last is None else len(text) - 1 - last.start()
         if cut < 0:
+            if len(text) > MAX_WORD_CHARS:
+                kind = ("letters, digits or apostrophes" if head_end
+                        else "characters without a space or line break")
+                raise TextError(f"{path}: more than {MAX_WORD_CHARS:,} {kind} in a row from "
+                                f"character offset {read - len(text)} on: not text that a "
+                                "word-level model can use (use --level char)")
             carry = text
             continue
         yield text[:cut + head_end]
@@ -207,6 +240,8 @@ class _Writer:
 class _CharPasses:
     """Char level.  Pass 1 counts the code points of each file; pass 2 reads the
     files again and maps code points to ids through a lookup table, vectorised."""
+
+    counted = None  # no bounded counter (see _FrequentWordPasses)
 
     def __init__(self, read, settings, work, fixed):
         self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
@@ -250,6 +285,8 @@ class _WordPasses:
     counts and remaps those ids to the vocabulary's, reading the scratch file (not
     the text) twice: tokenizing is the slow part, so it is done once."""
 
+    counted = None
+
     def __init__(self, read, settings, work, fixed):
         self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
         self.tokenizer = get_tokenizer(settings["level"], settings["tokenizer"])
@@ -266,15 +303,16 @@ class _WordPasses:
         self.scratch.seek(mark)
         self.scratch.truncate()
 
-    def _write(self, text):
+    def _take(self, text):
+        """Pass 1 on a piece of text that ends between tokens."""
         codes = _code_points(text) if self.words else None
         self.scratch.write(memoryview(self.provisional.ids(text, codes)).cast("B"))
 
     def consume(self, path, on_bytes, joined):
         if joined and self.words:
-            self._write("\n")  # files are joined by "\n": a token, except for 'notebook'
-        for segment in _segments(self.read(path, "count", on_bytes), int(self.words)):
-            self._write(segment)
+            self._take("\n")  # files are joined by "\n": a token, except for 'notebook'
+        for segment in _segments(self.read(path, "count", on_bytes), int(self.words), path):
+            self._take(segment)
 
     def _blocks(self):
         """The scratch file's provisional ids, (<= _REMAP_IDS,) uint32 blocks."""
@@ -292,15 +330,85 @@ class _WordPasses:
                 count(ids, counts)
             tokens = self.provisional.tokens
             vocab = _vocabulary(tokens, counts, self.settings, self.fixed, paths)
-            dtype = _id_dtype(len(vocab))
             index = vocab.index.get
-            table = np.array([index(token, vocab.unknown or 0) for token in tokens], dtype)
+            table = np.array([index(token, vocab.unknown or 0) for token in tokens],
+                             _id_dtype(len(vocab)))
             del tokens
             self.provisional = None  # the distinct words are in the vocabulary now
-            writer = _Writer(self.work / IDS, dtype)
-            with writer.stream:
-                for ids in self._blocks():
-                    writer.write(lookup(ids, table, np.empty(len(ids), dtype)))
+            writer = self._remap(table)
+        (self.work / _PROVISIONAL).unlink()
+        return vocab, writer
+
+    def _remap(self, table):
+        """A _Writer of ``ids.bin``: the scratch file's ids through ``table``."""
+        writer = _Writer(self.work / IDS, table.dtype)
+        with writer.stream:
+            for ids in self._blocks():
+                writer.write(lookup(ids, table, np.empty(len(ids), table.dtype)))
+        return writer
+
+
+class _FrequentWordPasses(_WordPasses):
+    """Word level with ``max_vocab`` (the 'words' tokenizer), in memory bounded by
+    ``max_vocab`` whatever the number of distinct words.  Pass 1 tokenizes the files
+    and counts their tokens approximately in a :class:`FrequentWords` table of
+    ``capacity`` slots (COUNTER_SLOTS_PER_WORD per word kept, at least
+    MIN_COUNTER_SLOTS), whose tokens are the candidates.  Pass 2 tokenizes the files
+    again and writes each token's slot in that table (``capacity`` for a token not in
+    it) to the scratch file; their exact counts choose the vocabulary among the
+    candidates (as :func:`_build_vocabulary`), and the scratch file is remapped.
+
+    A token not in the table occurred at most ``threshold`` times (<= 2 n_tokens /
+    capacity), so the vocabulary is the exact one when
+    such a token could not have been kept: ``counted["vocab_exact"]``, recorded in
+    ``store.json`` as ``word_counter``."""
+
+    def __init__(self, read, settings, work, fixed):
+        self.read, self.work, self.settings, self.fixed = read, work, settings, fixed
+        self.words = True
+        self.counter = FrequentWords(max(COUNTER_SLOTS_PER_WORD * settings["max_vocab"],
+                                         MIN_COUNTER_SLOTS))
+        self.scratch = open(work / _PROVISIONAL, "w+b")
+
+    def rollback(self, mark):
+        """A file that failed half-way was counted in pass 1 (which can leave a word out
+        of the table, but not break ``threshold``); pass 2 does not read it."""
+
+    def _take(self, text):
+        self.counter.add(_code_points(text))
+
+    def _write_slots(self, text):
+        slots = self.counter.ids(text, _code_points(text), self.counter.capacity)
+        self.scratch.write(memoryview(slots).cast("B"))
+
+    def encode(self, paths):
+        """(vocabulary, _Writer of ``ids.bin``) after pass 2 over ``paths``."""
+        capacity = self.counter.capacity
+        with self.scratch:
+            for i, path in enumerate(paths):
+                if i:
+                    self._write_slots("\n")
+                for segment in _segments(self.read(path, "encode"), 1, path):
+                    self._write_slots(segment)
+            counts = np.zeros(capacity + 1, np.int64)
+            for ids in self._blocks():
+                count(ids, counts)
+            tokens, others = self.counter.tokens, int(counts[capacity])
+            counts = counts[:len(tokens)]
+            max_vocab, min_count = self.settings["max_vocab"], self.settings["min_count"]
+            vocab = _build_vocabulary(tokens, counts, min_count, max_vocab, others)
+            n_kept = len(vocab) - (vocab.unknown is not None)
+            least_kept = np.sort(counts)[::-1][n_kept - 1] if n_kept else 0
+            threshold = self.counter.threshold
+            exact = (others == 0 or threshold < min_count
+                     or (len(vocab) == max_vocab and least_kept > threshold))
+            self.counted = {"capacity": capacity, "threshold": threshold,
+                            "vocab_exact": bool(exact)}
+            index, unknown = vocab.index.get, vocab.unknown or 0
+            table = np.array([index(token, unknown) for token in tokens] + [unknown],
+                             _id_dtype(len(vocab)))
+            self.counter = None
+            writer = self._remap(table)
         (self.work / _PROVISIONAL).unlink()
         return vocab, writer
 
@@ -329,7 +437,12 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab):
                 progress(phase, done[phase], total)
         return read_chunks(path, settings["encoding"], chunk_bytes, seen)
 
-    passes = (_CharPasses if level == "char" else _WordPasses)(read, settings, work, vocab)
+    if level == "char":
+        passes = _CharPasses(read, settings, work, vocab)
+    elif settings["max_vocab"] is not None and vocab is None:
+        passes = _FrequentWordPasses(read, settings, work, vocab)
+    else:
+        passes = _WordPasses(read, settings, work, vocab)
     sources, skipped = [], []
     for path in files:
         size, mtime_ns = file_identity(path)
@@ -361,6 +474,7 @@ def _build(files, settings, on_bad_file, chunk_bytes, progress, work, vocab):
     meta = {"format_version": FORMAT_VERSION, "dtype": writer.dtype.str, "n_tokens": writer.count,
             **settings, "vocab_size": len(vocab), "ids_sha256": writer.digest.hexdigest(),
             "on_bad_file": on_bad_file, "sources": sources, "skipped": skipped,
+            "word_counter": passes.counted,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fastrnn_version": __version__}
     # Written last: a directory without store.json is not a store.
@@ -384,12 +498,15 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
     inputs: files, directories and glob patterns (:func:`fastrnn.sources.resolve_sources`);
     level, tokenizer, min_count, encoding: as ``Corpus.from_files`` (which gives the same
     ids and vocabulary); max_vocab: at most this many tokens, ``<unk>`` included (the
-    'words' tokenizer only): the most frequent, ties in lexicographic order;
+    'words' tokenizer only): the most frequent, ties in lexicographic order, counted
+    in memory bounded by max_vocab (exactly unless ``store.meta["word_counter"]``
+    says otherwise: docs/tuning.md#bounded-word-counter);
     cache_dir: see :func:`default_cache_dir`; on_bad_file: a file that is not text is
     an error ('error') or left out with a SkippedFileWarning ('skip'); progress:
     ``progress(phase, done, total)``, called per chunk, with ``done`` and ``total``
-    bytes of text: phase 'count' (the first pass), then at char level 'encode' (the
-    second; the word level's reads ids, not text, and takes a few seconds per GB);
+    bytes of text: phase 'count' (the first pass), then at char level and at word
+    level with max_vocab 'encode' (the second; otherwise the word level's reads ids,
+    not text, and takes a few seconds per GB);
     chunk_bytes: bytes of text read at a time (memory); vocab: encode with this
     :class:`~fastrnn.text.Vocabulary` (a trained model's, to score it on another text)
     instead of building one: a token it lacks is its ``<unk>``, or a TextError
@@ -397,8 +514,9 @@ def prepare(inputs, level="char", tokenizer="words", min_count=2, max_vocab=None
 
     A store already in the cache for the same sources (paths, sizes, modification
     times) and settings is reused after a cheap check of its sources; a damaged one
-    is rebuilt.  Raises TextError for a missing input, a file that is not text, or
-    no text at all.
+    is rebuilt.  Raises TextError for a missing input, a file that is not text, no
+    text at all, or at word level a "word" of more than MAX_WORD_CHARS characters
+    (:func:`_segments`).
     """
     settings = _settings(level, tokenizer, min_count, max_vocab, encoding)
     if vocab is not None:  # another vocabulary, other ids: another store
@@ -494,7 +612,17 @@ class TokenStore:
         return (f"token store {self.path}: {size_text(self.nbytes)} on disk, {len(self)} "
                 f"{self.meta['level']} tokens ({self.ids.dtype.name}), vocabulary of "
                 f"{len(self.vocab)}, from {len(sources)} file{'s' * (len(sources) != 1)} "
-                f"({size_text(text)})")
+                f"({size_text(text)}){self._counter_note()}")
+
+    def _counter_note(self):
+        """What the user should know when max_vocab's bounded counter may have changed
+        the vocabulary (docs/tuning.md#bounded-word-counter); "" otherwise."""
+        counter = self.meta.get("word_counter")
+        if not counter or counter["vocab_exact"]:
+            return ""
+        return (f"; the last words of the vocabulary may differ from exact counting among "
+                f"words seen <= {counter['threshold']:,} times (counted in "
+                f"{counter['capacity']:,} slots)")
 
     def check_sources(self, full=False):
         """Raise StoreError naming the first source file that changed since the store

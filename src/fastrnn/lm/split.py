@@ -64,32 +64,25 @@ class TrainStreams:
     def __init__(self, ids, ranges, rows, seq_len):
         self.ids = ids
         self.rows, self.seq_len = rows, seq_len
-        self._starts = np.array([start for start, _ in ranges], dtype=np.int64)
+        starts = np.array([start for start, _ in ranges], dtype=np.int64)
         lengths = np.array([stop - start for start, stop in ranges], dtype=np.int64)
         self._ends = np.cumsum(lengths)  # where each range ends in the joined text
-        self._begins = self._ends - lengths
+        self._shifts = starts - (self._ends - lengths)  # joined position -> position in ids
         self.length = int(self._ends[-1]) // rows
         self.windows = (self.length - 1) // seq_len
+        # (B, S + 1): the joined positions of window 0 of every stream.
+        self._first = (np.arange(rows, dtype=np.int64)[:, None] * self.length
+                       + np.arange(seq_len + 1, dtype=np.int64))
 
-    def window(self, w):
-        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream."""
-        S = self.seq_len
-        out = np.empty((self.rows, S + 1), dtype=np.int64)
-        for row in range(self.rows):
-            self._read(row * self.length + w * S, out[row])
+    def window(self, w, out=None):
+        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream, in
+        ``out`` if given (a (B, S + 1) int64 array to reuse), else in a new array."""
+        positions = self._first + w * self.seq_len
+        pieces = np.searchsorted(self._ends, positions, side="right")
+        if out is None:
+            out = np.empty((self.rows, self.seq_len + 1), dtype=np.int64)
+        out[...] = self.ids[positions + self._shifts[pieces]]
         return out
-
-    def _read(self, position, out):
-        """Fill ``out`` with the joined text from ``position`` (one piece per range crossed)."""
-        piece = int(np.searchsorted(self._ends, position, side="right"))
-        filled = 0
-        while filled < len(out):
-            offset = position + filled - int(self._begins[piece])
-            start = int(self._starts[piece]) + offset
-            take = min(len(out) - filled, int(self._ends[piece] - self._begins[piece]) - offset)
-            out[filled:filled + take] = self.ids[start:start + take]
-            filled += take
-            piece += 1
 
 
 class TextSplit:
