@@ -71,12 +71,14 @@ class TrainStreams:
         self.length = int(self._ends[-1]) // rows
         self.windows = (self.length - 1) // seq_len
 
-    def window(self, w):
-        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream."""
+    def window(self, w, streams=None):
+        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream, or of
+        ``streams`` (a range of them: a data-parallel process's share)."""
         S = self.seq_len
-        out = np.empty((self.rows, S + 1), dtype=np.int64)
-        for row in range(self.rows):
-            self._read(row * self.length + w * S, out[row])
+        streams = range(self.rows) if streams is None else streams
+        out = np.empty((len(streams), S + 1), dtype=np.int64)
+        for row, stream in enumerate(streams):
+            self._read(stream * self.length + w * S, out[row])
         return out
 
     def _read(self, position, out):
