@@ -6,6 +6,7 @@ The two-process halves run in one MPI job (tests/mpi_worker.py); its runs are
 compared with one-process runs of the command made here.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -90,9 +91,13 @@ def test_two_processes_train_the_parameters_of_one(runs):
     two, meta_two = params(work / "k2")
     assert meta["global_step"] == meta_two["global_step"] >= 20
     assert max_difference(one, two) <= 1e-12
-    # The metrics rows (loss sums, validation shared between the ranks) agree too.
-    rows = [np.loadtxt(work / run / "metrics.jsonl", dtype=str) for run in ("k1", "k2")]
-    assert len(rows[0]) == len(rows[1])
+    # The metrics rows agree too: training sums reduced, validation blocks shared out.
+    rows = [[json.loads(line) for line in (work / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("k1", "k2")]
+    assert [row["step"] for row in rows[0]] == [row["step"] for row in rows[1]]
+    for one_row, two_row in zip(*rows):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert abs(one_row[key] - two_row[key]) <= 1e-12, key
 
 
 def test_a_run_continues_with_another_number_of_processes(runs):
@@ -158,6 +163,12 @@ class FakeComm:
     def Dup(self):
         return self
 
+    def Split_type(self, kind):
+        """This node's processes: ``self.node`` (their CPU affinities)."""
+        node = FakeComm(len(self.node), 0, self.node)
+        node.Free = lambda: None
+        return node
+
 
 def test_shares_of_the_streams_and_of_the_validation_blocks():
     pytest.importorskip("mpi4py", reason='the MPI tests need pip install ".[test,mpi]"')
@@ -169,6 +180,18 @@ def test_shares_of_the_streams_and_of_the_validation_blocks():
         parallel.MPIGroup(FakeComm(4, 0)).share(2)
     with pytest.raises(ValueError, match="multiple of the 4 processes.*--batch-size 8 or 12"):
         parallel.MPIGroup(FakeComm(4, 0)).share(10)
+
+
+def test_threads_per_process_share_the_nodes_cores():
+    pytest.importorskip("mpi4py", reason='the MPI tests need pip install ".[test,mpi]"')
+    cores = sorted(os.sched_getaffinity(0))
+    group = parallel.MPIGroup(FakeComm(8, 0))
+    group.comm.node = [set(cores)] * 2  # 2 processes on this node, free to use every core
+    assert group.threads_per_process() == max(1, len(cores) // 2)
+    group.comm.node = [set(cores)] * (2 * len(cores))  # more processes than cores
+    assert group.threads_per_process() == 1
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--threads", "0"])
 
 
 def test_ranks_of_another_fastrnn_are_refused():
