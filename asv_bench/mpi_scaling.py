@@ -105,8 +105,10 @@ def table(best):
     lines = ["| processes x threads | tokens/s | step ms | Allreduce ms (share) | MB/step |",
              "|---|---|---|---|---|"]
     for figures in best.values():
-        reduce = (f"{figures['allreduce_ms']:.2f} ({figures['allreduce_ms'] / figures['step_ms']:.1%})"
-                  if "allreduce_ms" in figures else "-")
+        reduce = "-"
+        if "allreduce_ms" in figures:
+            share = figures["allreduce_ms"] / figures["step_ms"]
+            reduce = f"{figures['allreduce_ms']:.2f} ({share:.1%})"
         megabytes = f"{figures['allreduce_mb']:.2f}" if "allreduce_mb" in figures else "-"
         lines.append(f"| {figures['processes']} x {figures['threads']} | "
                      f"{figures['tokens_per_second']:,.0f} | {figures['step_ms']:.1f} | "
