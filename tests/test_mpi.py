@@ -18,7 +18,7 @@ import pytest
 
 from fastrnn import cli
 from fastrnn.checkpoint import load_checkpoint
-from fastrnn.lm import LATEST, Trainer, parallel
+from fastrnn.lm import LATEST, Corpus, LanguageModel, ModelConfig, Trainer, parallel
 
 from texts import rhyme
 
@@ -218,3 +218,25 @@ def test_mpiexec_without_mpi4py_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setattr(parallel, "_WORLD", None)
     assert cli.main(["train", "--epochs", "1"]) == 1
     assert 'mpi4py is not installed: pip install "fastrnn[mpi]"' in capsys.readouterr().err
+
+
+def test_a_share_of_the_batch_gets_the_batchs_rows_of_the_loss_gradient():
+    """Averaged over the whole batch's rows, a share's d(loss)/d(scores) rows are the
+    whole batch's bit for bit, and the shares' loss sums add up to the batch's."""
+    corpus = Corpus.from_text(rhyme(seed=5))
+    model = LanguageModel(corpus.vocab, corpus.tokenizer,
+                          ModelConfig(embedding=8, hidden=12, dtype="float64"), seed=3)
+    x, targets = corpus.ids[:40].reshape(4, 10), corpus.ids[1:41].reshape(4, 10)
+
+    def loss_and_gradient(rows, batch):
+        h, c = model.zero_state(len(x[rows]))
+        total = model.loss(model.forward(x[rows], h, c), targets[rows], batch)[0]
+        return total, model.loss_gradient().copy()
+
+    whole, gradient = loss_and_gradient(slice(0, 4), None)
+    first, first_gradient = loss_and_gradient(slice(0, 2), 4)
+    second, second_gradient = loss_and_gradient(slice(2, 4), 4)
+    np.testing.assert_array_equal(np.concatenate([first_gradient, second_gradient]), gradient)
+    assert first + second == pytest.approx(whole, rel=1e-14)
+    with pytest.raises(ValueError, match="rows: expected an integer >= N = 2, got 1"):
+        loss_and_gradient(slice(0, 2), 1)
