@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -209,6 +210,7 @@ def test_one_process_collectives_change_nothing():
     assert calls == [1] and grads["w"].tolist() == [1.0, 1.0, 1.0]
     states = np.ones((2, 3, 4))
     assert single.gather_rows(states) is states and single.broadcast("x") == "x"
+    assert single.threads_per_process() == numba.config.NUMBA_NUM_THREADS
 
 
 def test_mpiexec_without_mpi4py_says_how_to_install_it(monkeypatch, capsys):

@@ -71,7 +71,8 @@ def launched_rank():
 
 
 class SingleProcess:
-    """One process training alone: every collective is the identity (no copies)."""
+    """One process training alone: every collective is the identity (no copies); see
+    :class:`MPIGroup` for what each does across processes."""
 
     size, rank, is_root = 1, 0, True
     reduce_bytes = reduce_seconds = reduce_calls = 0
@@ -105,6 +106,12 @@ class SingleProcess:
 
     def check_replicas(self, params):
         """Nothing to compare."""
+
+    def threads_per_process(self):
+        """All of Numba's threads (its default: the cores this process may use)."""
+        import numba
+
+        return numba.config.NUMBA_NUM_THREADS
 
 
 SINGLE = SingleProcess()
