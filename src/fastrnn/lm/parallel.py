@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+import numba
 import numpy as np
 
 from .. import __version__
@@ -109,8 +110,6 @@ class SingleProcess:
 
     def threads_per_process(self):
         """All of Numba's threads (its default: the cores this process may use)."""
-        import numba
-
         return numba.config.NUMBA_NUM_THREADS
 
 
