@@ -25,7 +25,6 @@ import traceback
 import warnings
 
 import numba
-
 from tqdm.auto import tqdm
 
 from . import __version__, lm, sampling, set_num_threads, token_store
@@ -286,7 +285,7 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     try:
-        return _run(parser, args, group)
+        return _run(parser, args)
     except BrokenPipeError:
         _silence_stdout()
         return 1
@@ -295,13 +294,13 @@ def main(argv=None):
         return 1
 
 
-def _run(parser, args, group):
+def _run(parser, args):
     handler = {"train": _train, "generate": _generate, "info": _info, "eval": _eval,
                "prepare": _prepare, "stores": _stores}[args.command]
     with warnings.catch_warnings():
         warnings.simplefilter("always", SkippedFileWarning)
         warnings.showwarning = _show_warning
-        return handler(parser, args, group) if handler is _train else handler(parser, args)
+        return handler(parser, args)
 
 
 def _main_across_processes(parser, argv, group):
@@ -319,7 +318,7 @@ def _main_across_processes(parser, argv, group):
                              f"several processes; run the others without mpiexec")
         if not group.is_root:
             args.quiet = True
-        return _run(parser, args, group)
+        return _run(parser, args)
     except SystemExit:
         raise
     except BaseException as err:  # noqa: B036 (KeyboardInterrupt too: every rank must stop)
@@ -385,7 +384,8 @@ def _set_threads(args, group):
     return numba.get_num_threads()
 
 
-def _train(parser, args, group):
+def _train(parser, args):
+    group = parallel.world()  # the processes training together (this one alone, or mpiexec's)
     threads = _set_threads(args, group)
     if group.size > 1 and not args.quiet:
         print(f"{group.size} processes x {threads} thread{'s' * (threads > 1)} "
