@@ -366,3 +366,19 @@ def test_long_window_script_at_small_sizes():
     assert ratio["T"] == 100 and ratio["ratio"] > 0
     for run in (memory, long_run):
         assert run["finite"] and run["strides"] and run["beyond_inputs_outputs_MiB"] < 64
+
+
+def test_mpi_scaling_script_on_a_tiny_model(tmp_path, capsys):
+    """asv_bench/mpi_scaling.py: one process and two (mpiexec), a table row each, the
+    Allreduce's bytes of the tiny model's gradients (figures from the run, not checked)."""
+    pytest.importorskip("mpi4py", reason='the MPI benchmark needs pip install ".[test,mpi]"')
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat.\n" * 200)
+    script = load(BENCH_DIR / "mpi_scaling.py")
+    best = script.main(["--rounds", "1", "--steps", "2", "--warm-up", "1", "--hidden", "8",
+                        "--batch-size", "4", "--seq-len", "8", "--dtype", "float64",
+                        "--text", str(text)])
+    assert [best[k]["processes"] for k in (1, 2)] == [1, 2]
+    parameters = best[2]["parameters"]
+    assert best[2]["allreduce_mb"] == pytest.approx(8 * parameters / 1e6)
+    assert "| 2 x " in capsys.readouterr().out

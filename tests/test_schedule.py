@@ -203,8 +203,8 @@ def poison(monkeypatch, trainer, bad_steps, where):
         return result
 
     # On the class, for this model only: the kernels' warm-up trains a copy of the model.
-    def poisoned_loss(self, scores, targets):
-        total, correct = loss(self, scores, targets)
+    def poisoned_loss(self, scores, targets, rows=None):
+        total, correct = loss(self, scores, targets, rows)
         return (float("nan") if self is model and where == "loss" and bad() else total), correct
 
     def poisoned_backward(self, dscores):

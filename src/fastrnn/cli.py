@@ -6,21 +6,31 @@ Bad arguments print a usage message and exit with status 2 (argparse); errors
 in the text, the run directory or a checkpoint print ``fastrnn: error: ...`` and
 exit with status 1; a training stopped by Ctrl-C exits with status 130 after
 writing its checkpoint.
+
+``mpiexec -n K fastrnn train ...`` trains on K processes (:mod:`fastrnn.lm.parallel`,
+docs/distributed.md): rank 0 alone prints; an error every rank meets is printed
+once and every rank exits with status 1; an error on some ranks only is printed by
+each of them and aborts the job (MPI_Abort), so that no rank waits forever.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
+import io
 import math
 import os
 import sys
+import traceback
 import warnings
 
+import numba
 from tqdm.auto import tqdm
 
-from . import __version__, lm, sampling, token_store
+from . import __version__, lm, sampling, set_num_threads, token_store
 from ._checks import FLOAT_NAMES, ArgumentError, is_int
 from .checkpoint import CheckpointError
+from .lm import parallel
 from .lm.progress import check_log_every
 from .sources import SkippedFileWarning
 from .text import TextError
@@ -40,7 +50,8 @@ _STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not Te
 _INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
                "or glob patterns ('books/**/*.txt')")
 
-_ERRORS = (TextError, CheckpointError, lm.RunError, ValueError, OSError)
+_ERRORS = (TextError, CheckpointError, lm.RunError, ValueError, OSError,
+           parallel.ParallelError)
 
 
 def _checked(parse, check):
@@ -144,6 +155,9 @@ def build_parser():
     output.add_argument("--log-every", type=_checked(float, check_log_every), default=30.0,
                         metavar="SECONDS", help="without a terminal, a progress line every "
                         "SECONDS instead of the bar [30]")
+    train.add_argument("--threads", type=_checked(int, _check_threads), metavar="N",
+                       help="Numba threads of the kernels in each process [all cores; under "
+                       "mpiexec, a node's cores divided by its processes]")
 
     generate = commands.add_parser(
         "generate", help="generate text from a trained run",
@@ -203,6 +217,13 @@ def _add_bad_file_option(group):
                             "its name and byte offset, or skip it with a warning [error]")
 
 
+def _check_threads(value):
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not (is_int(value) and 1 <= value <= limit):
+        raise ArgumentError("threads", f"an integer in [1, {limit}] (this machine's cores)",
+                            value)
+
+
 def _check_max_vocab(value):
     if not (is_int(value) and value >= 2):
         raise ArgumentError("max_vocab", "an integer >= 2 (<unk> and a word)", value)
@@ -252,22 +273,65 @@ def _default(name):
 def main(argv=None):
     """Run the command line ``argv`` (sys.argv[1:] when None); returns the exit status."""
     parser = build_parser()
+    try:
+        group = parallel.world()
+    except parallel.ParallelError as err:  # MPI could not start: every rank says it
+        if parallel.launched_rank() == 0:
+            print(f"fastrnn: error: {err}", file=sys.stderr)
+        return 1
+    if group.size > 1:
+        return _main_across_processes(parser, argv, group)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = {"train": _train, "generate": _generate, "info": _info, "eval": _eval,
-               "prepare": _prepare, "stores": _stores}[args.command]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", SkippedFileWarning)
-            warnings.showwarning = _show_warning
-            return handler(parser, args)
+        return _run(parser, args)
     except BrokenPipeError:
         _silence_stdout()
         return 1
     except _ERRORS as err:
         print(f"fastrnn: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(parser, args):
+    handler = {"train": _train, "generate": _generate, "info": _info, "eval": _eval,
+               "prepare": _prepare, "stores": _stores}[args.command]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedFileWarning)
+        warnings.showwarning = _show_warning
+        return handler(parser, args)
+
+
+def _main_across_processes(parser, argv, group):
+    """:func:`main` in one of the processes of an MPI job: only ``train`` runs there,
+    rank 0 alone prints, and an error goes through :meth:`MPIGroup.fail` (printed
+    once when every rank met it, else by its rank, aborting the job)."""
+    try:
+        with contextlib.ExitStack() as silence:
+            if not group.is_root:  # the same arguments on every rank: rank 0 speaks
+                silence.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                silence.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            args = parser.parse_args(argv)
+            if args.command != "train":
+                parser.error(f"{args.command or 'no command'}: only `fastrnn train` runs on "
+                             f"several processes; run the others without mpiexec")
+        if not group.is_root:
+            args.quiet = True
+        return _run(parser, args)
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: B036 (KeyboardInterrupt too: every rank must stop)
+        if isinstance(err, parallel.RootFailed):
+            message = None  # rank 0's own error says it
+        elif isinstance(err, _ERRORS):
+            message = str(err)
+        elif isinstance(err, KeyboardInterrupt):
+            message = "interrupted"
+        else:
+            message = "".join(traceback.format_exception(err)).rstrip()
+        group.fail(message)
         return 1
 
 
@@ -312,7 +376,21 @@ def _print_epoch(trainer, row):
                f"{row['seconds']:.0f} s{skipped}", file=sys.stdout)
 
 
+def _set_threads(args, group):
+    """--threads, or under mpiexec a node's cores shared by its processes; the number."""
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    elif group.size > 1:
+        set_num_threads(min(group.threads_per_process(), numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
+
+
 def _train(parser, args):
+    group = parallel.world()  # the processes training together (this one alone, or mpiexec's)
+    threads = _set_threads(args, group)
+    if group.size > 1 and not args.quiet:
+        print(f"{group.size} processes x {threads} thread{'s' * (threads > 1)} "
+              f"(rank 0 writes the run)", flush=True)
     if args.resume:
         return _resume(parser, args)
     if args.full_check:
@@ -323,7 +401,9 @@ def _train(parser, args):
     epochs, time_budget = _limits(args)
     train_config = lm.TrainConfig(epochs=epochs, time_budget=time_budget,
                                   **{name: _option(args, name) for name in _TRAIN_OPTIONS})
+    group.share(train_config.batch_size)  # before the text is read: ValueError if not
     run_dir = args.out or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    run_dir = group.broadcast(run_dir)  # one directory, whatever the ranks' clocks
     _check_out(run_dir)
     _check_max_vocab_level(parser, args, text_config)
     if args.files:
@@ -364,10 +444,12 @@ def _files_corpus(paths, text_config, args, vocab=None):
     """The corpus of ``paths`` through a token store, whose description is printed."""
     bar = _PrepareBar(not args.quiet)
     try:
-        corpus = lm.Corpus.from_files(paths, text_config.level, text_config.tokenizer,
-                                      text_config.min_count, text_config.encoding, vocab,
-                                      getattr(args, "max_vocab", None),
-                                      args.on_bad_file or "error", progress=bar)
+        # Under mpiexec rank 0 prepares the store, then the others open it (a file
+        # system shared by the ranks is assumed).
+        corpus = parallel.world().root_first(lambda: lm.Corpus.from_files(
+            paths, text_config.level, text_config.tokenizer, text_config.min_count,
+            text_config.encoding, vocab, getattr(args, "max_vocab", None),
+            args.on_bad_file or "error", progress=bar))
     finally:
         bar.close()
     if not args.quiet:

@@ -482,14 +482,15 @@ class temporal_softmax_loss:
     """Softmax cross-entropy at every step, summed over the masked steps.
 
     forward(feat (N, T, V), label int (N, T), mask (N, T)) -> loss, divided by N
-    when ``dim_average``; backward() -> dfeat (N, T, V).
+    when ``dim_average`` (by ``rows`` when given: the rows of a whole batch whose
+    share ``feat`` is); backward() -> dfeat (N, T, V).
     """
 
     def __init__(self, dim_average=True):
         self.dim_average = dim_average
         self.dLoss = None
 
-    def forward(self, feat, label, mask):
+    def forward(self, feat, label, mask, rows=None):
         feat = _checks.float_array("feat", feat, ("N", "T", "V"), (None, None, None))
         N, T, V = feat.shape
         labels = _checks.index_array("label", label, ("N", "T"), (N, T), V)
@@ -498,7 +499,9 @@ class temporal_softmax_loss:
             raise TypeError(f"mask: expected a boolean or numeric array, got {mask.dtype}")
         _checks.check_shape("mask", mask, ("N", "T"), (N, T))
         mask = np.ascontiguousarray(mask, dtype=feat.dtype).reshape(N * T)
-        scale = 1.0 / N if self.dim_average else 1.0
+        if rows is not None and not (_checks.is_int(rows) and rows >= N):
+            raise ValueError(f"rows: expected an integer >= N = {N}, got {rows!r}")
+        scale = 1.0 / (N if rows is None else rows) if self.dim_average else 1.0
         grad = np.empty((N * T, V), dtype=feat.dtype)
         # ~20 flops per score entry (exp, normalisation, gradient).
         loss = softmax_xent(feat.reshape(N * T, V), labels.reshape(-1), mask, scale, grad,

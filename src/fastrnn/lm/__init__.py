@@ -36,8 +36,9 @@ their validators), :mod:`~fastrnn.lm.data` (the corpus and its streams),
 :mod:`~fastrnn.lm.model` (the network), :mod:`~fastrnn.lm.evaluation`,
 :mod:`~fastrnn.lm.generation` (text from the model), :mod:`~fastrnn.lm.trainer`
 (the loop), :mod:`~fastrnn.lm.state` (the trainer's resumable state),
-:mod:`~fastrnn.lm.run_dir` (the run's files and their format version) and
-:mod:`~fastrnn.lm.progress` (what a run shows while it works).
+:mod:`~fastrnn.lm.run_dir` (the run's files and their format version),
+:mod:`~fastrnn.lm.progress` (what a run shows while it works) and
+:mod:`~fastrnn.lm.parallel` (training on several processes under ``mpiexec``).
 
 Shapes: B batch rows (streams), S window length (``seq_len``), L layers,
 E embedding size, H hidden size, V vocabulary size.

@@ -4,7 +4,7 @@ import math
 
 from .data import Windows, streams
 
-__all__ = ["evaluate", "evaluate_streams"]
+__all__ = ["evaluate", "evaluate_streams", "scores", "stream_sums"]
 
 
 def evaluate(model, ids, seq_len, rows):
@@ -25,15 +25,29 @@ def evaluate_streams(model, data, seq_len):
     from, so evaluating at any moment changes nothing training will do.  Returns a dict with ``loss`` (nats per token), ``perplexity``,
     ``accuracy`` and ``tokens`` (the number predicted).
     """
+    return scores(*stream_sums(model, data, seq_len))
+
+
+def stream_sums(model, data, seq_len):
+    """(loss in nats, correct predictions, tokens predicted) of :func:`evaluate_streams`
+    on ``data`` (R, T), as sums (those of several shares of the streams add up); zeros
+    for R = 0."""
+    total_loss, correct, tokens = 0.0, 0, 0
+    if data.shape[0] == 0:
+        return total_loss, correct, tokens
     windows = Windows(data, seq_len)
     h, c = model.zero_state(data.shape[0])
-    total_loss, correct, tokens = 0.0, 0, 0
     for start in range(0, data.shape[1] - 1, seq_len):
         inputs, targets = windows(start, min(start + seq_len, data.shape[1] - 1))
         loss_sum, hits = model.loss(model.forward(inputs, h, c), targets)
         total_loss += loss_sum
         correct += hits
         tokens += targets.size
+    return total_loss, correct, tokens
+
+
+def scores(total_loss, correct, tokens):
+    """The dict of :func:`evaluate_streams` from its sums."""
     loss = total_loss / tokens
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
             "accuracy": correct / tokens, "tokens": tokens}

@@ -119,15 +119,19 @@ class LanguageModel:
             dactivations, _ = self.cells[layer].backward(dactivations)
         self.embedding.backward(dactivations)
 
-    def loss(self, scores, targets):
+    def loss(self, scores, targets, rows=None):
         """(sum over the B*S tokens of -log p(target), number of correct argmax predictions).
 
-        Keeps the gradient of the MEAN loss per token for :meth:`loss_gradient`.
+        Keeps the gradient of the MEAN loss per token for :meth:`loss_gradient`: the
+        mean over these B rows, or over ``rows`` when they are a share of a batch of
+        ``rows`` (a data-parallel process's: the shares' gradients then sum to the
+        batch's, with the same scaled rows of d scores as the whole batch).
         """
         B, S, _ = scores.shape
-        mean_over_rows = self._loss.forward(scores, targets, np.ones((B, S), self.dtype))
+        rows = B if rows is None else rows
+        mean_over_rows = self._loss.forward(scores, targets, np.ones((B, S), self.dtype), rows)
         correct = int(np.count_nonzero(scores.argmax(axis=-1) == targets))
-        return float(mean_over_rows) * B, correct
+        return float(mean_over_rows) * rows, correct
 
     def loss_gradient(self):
         """d(mean loss per token) / d scores, (B, S, V), of the last :meth:`loss`."""

@@ -74,13 +74,15 @@ class TrainStreams:
         self._first = (np.arange(rows, dtype=np.int64)[:, None] * self.length
                        + np.arange(seq_len + 1, dtype=np.int64))
 
-    def window(self, w, out=None):
-        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream, in
-        ``out`` if given (a (B, S + 1) int64 array to reuse), else in a new array."""
-        positions = self._first + w * self.seq_len
+    def window(self, w, streams=None, out=None):
+        """int64 (B, S + 1): tokens ``w * S`` to ``(w + 1) * S`` of every stream, or of
+        ``streams`` (a range of them: a data-parallel process's share), in ``out`` if
+        given (a (len(streams), S + 1) int64 array to reuse), else in a new array."""
+        first = self._first if streams is None else self._first[streams.start:streams.stop]
+        positions = first + w * self.seq_len
         pieces = np.searchsorted(self._ends, positions, side="right")
         if out is None:
-            out = np.empty((self.rows, self.seq_len + 1), dtype=np.int64)
+            out = np.empty(positions.shape, dtype=np.int64)
         out[...] = self.ids[positions + self._shifts[pieces]]
         return out
 

@@ -70,12 +70,13 @@ class TrainerState:
     skipped_in_a_row: int = _value_field(0, since=3)
 
     @classmethod
-    def fresh(cls, model, config):
+    def fresh(cls, model, config, rows=None):
         """The state before the first step of ``model`` (a LanguageModel) trained with
         ``config`` (a TrainConfig): zero states, Adam at step 0.  (Dropout masks need
         no state: they are a function of the seed and the step, see
-        :mod:`fastrnn.dropout`.)"""
-        h, c = model.zero_state(config.batch_size)
+        :mod:`fastrnn.dropout`.)  rows: the streams whose states this process carries
+        (default all ``batch_size``; a data-parallel process's share)."""
+        h, c = model.zero_state(config.batch_size if rows is None else rows)
         return cls(h=h, c=c, optimizer=Adam(model.net, lr=config.lr))
 
     def to_checkpoint(self):

@@ -16,6 +16,12 @@ give the same NaN: the model, states and window would be the same), so a run wit
 of them in a row stop the run with :class:`NonFiniteError`.  A checkpoint with a
 non-finite array is never written.
 
+Data-parallel (``mpiexec -n K``, :mod:`fastrnn.lm.parallel`): each process trains
+B/K of the streams and the step's gradients and sums are added up across processes
+at the few points marked "across processes" below; rank 0 alone writes the run's
+files and shows progress, and its clock is the run's (its time budget and stop
+requests are agreed in each step's reduce, so every process stops at the same step).
+
 Shapes: B batch rows (streams), S window length (``seq_len``), L layers, H hidden size.
 """
 
@@ -35,8 +41,9 @@ from ..dropout import CounterDropout
 from .config import SCHEDULE, TrainConfig, eval_schedule
 from .data import Corpus
 from .errors import NonFiniteError, RunError
-from .evaluation import evaluate_streams
+from .evaluation import evaluate_streams, scores, stream_sums
 from .model import LanguageModel
+from .parallel import world
 from .progress import Progress, clock, compiling
 from .run_dir import (BEST, CONFIG_FILE, FORMAT_VERSION, LATEST, RunDirectory,
                       checkpoint_version, configs, run_document)
@@ -104,6 +111,11 @@ class Trainer:
     ``split`` (:class:`~fastrnn.lm.split.TextSplit`): the text's training and
     validation ranges; ``train_streams`` reads the training text window by window;
     ``validation`` int64 (k, block length): the validation blocks.
+
+    group: the processes training together (:mod:`fastrnn.lm.parallel`; default
+    :func:`~fastrnn.lm.parallel.world`: this process alone unless started by an MPI
+    launcher).  ``streams``: the range of the B streams this process trains, whose
+    rows of (L, B, H) its ``state.h``, ``state.c`` are; checkpoints hold all B.
     """
 
     epoch = _from_state("epoch")
@@ -113,7 +125,7 @@ class Trainer:
     best_val_loss = _from_state("best_val_loss")
     history = _from_state("history")
 
-    def __init__(self, model, corpus, config=None, run_dir=None):
+    def __init__(self, model, corpus, config=None, run_dir=None, group=None):
         self.model = model
         self.corpus = corpus
         self.config = (config or TrainConfig()).validate()
@@ -127,9 +139,15 @@ class Trainer:
         self.validation = self.split.validation()  # (k, block length), at most val_tokens
         self.windows_per_epoch = self.train_streams.windows
         self.tokens_per_step = self.config.batch_size * self.config.seq_len
-        self.state = TrainerState.fresh(model, self.config)
+        self.group = world() if group is None else group
+        self.streams = self.group.share(self.config.batch_size)
+        self._validation_share = self.validation[self.group.blocks(len(self.validation))]
+        self._agreed = (0.0, False)  # (rank 0's seconds, stop requested) of the last reduce
+        self._session = (time.perf_counter, None)  # run()'s (clock, interrupt) while it runs
+        self.state = TrainerState.fresh(model, self.config, len(self.streams))
         # Masks keyed by (seed, step, layer, stream): no generator state to carry.
         self.dropout = CounterDropout(model.config.dropout, self.config.seed)
+        self._tokens = None  # the (B, S + 1) buffer of the current window
         self._kernels_ready = False
         self._saved_step = None  # global_step of the latest checkpoint written or resumed
         self._saved_seconds = None  # and its training seconds (from run(): of the session)
@@ -138,9 +156,10 @@ class Trainer:
     # ---------------------------------------------------------------- one step
 
     def _window(self, window):
-        """(inputs, targets), each (B, S): window ``window`` of every stream."""
-        tokens = self.train_streams.window(window)
-        return tokens[:, :-1], tokens[:, 1:]
+        """(inputs, targets), each (B, S): window ``window`` of this process's streams,
+        views of one (B, S + 1) buffer that the next call overwrites."""
+        self._tokens = self.train_streams.window(window, self.streams, self._tokens)
+        return self._tokens[:, :-1], self._tokens[:, 1:]
 
     def learning_rate(self):
         """The learning rate of the next step: the one place it comes from (a schedule
@@ -154,13 +173,22 @@ class Trainer:
         not finite: then there is no update, the carried states are put back as they
         were before the window, and the step is counted as skipped.
         """
-        state = self.state
+        state, model = self.state, self.model
         x, targets = self._window(window)
         start_h, start_c = state.h.copy(), state.c.copy()  # (L, B, H): cheap
-        scores = self.model.forward(x, state.h, state.c, self.dropout, state.global_step)
-        loss_sum, correct = self.model.loss(scores, targets)
-        self.model.backward(self.model.loss_gradient())
-        norm = self.model.clip_gradients(self.config.clip)
+        scores = model.forward(x, state.h, state.c, self.dropout, state.global_step,
+                               self.streams.start)
+        loss_sum, correct = model.loss(scores, targets, self.config.batch_size)
+        clock, interrupt = self._session  # rank 0's reading and the stop requests
+        # Across processes: the sums of the loss, the correct predictions and the stop
+        # requests, rank 0's clock (the others add 0.0) and the gradients.
+        sums = self.group.sum_step(
+            np.array([loss_sum, correct, bool(interrupt and interrupt.requested),
+                      clock() if self.group.is_root else 0.0]),
+            lambda: model.backward(model.loss_gradient()), model.grads)
+        loss_sum, correct = float(sums[0]), int(sums[1])
+        self._agreed = (float(sums[3]), sums[2] > 0)
+        norm = model.clip_gradients(self.config.clip)
         if not (math.isfinite(loss_sum) and math.isfinite(norm)):
             state.h[...] = start_h
             state.c[...] = start_c
@@ -171,8 +199,8 @@ class Trainer:
         state.skipped_in_a_row = 0
         state.epoch_loss += loss_sum
         state.epoch_correct += correct
-        state.epoch_tokens += targets.size
-        return loss_sum / targets.size
+        state.epoch_tokens += self.tokens_per_step
+        return loss_sum / self.tokens_per_step
 
     def compile_kernels(self):
         """Compile (or load from Numba's cache) every kernel training uses, before the
@@ -180,14 +208,16 @@ class Trainer:
         the real shapes and dtypes, on a throwaway copy of the model and state (the
         model, optimizer and random generators are left as they were)."""
         model = copy.deepcopy(self.model)
-        state = TrainerState.fresh(model, self.config)
+        state = TrainerState.fresh(model, self.config, len(self.streams))
         x, targets = self._window(0)
-        model.loss(model.forward(x, state.h, state.c, self.dropout), targets)
+        model.loss(model.forward(x, state.h, state.c, self.dropout), targets,
+                   self.config.batch_size)
         model.backward(model.loss_gradient())
         model.clip_gradients(self.config.clip)
         state.optimizer.step()
         S = self.config.seq_len
-        evaluate_streams(model, self.validation[:, :S + 1], S)
+        validation = self._validation_share if len(self._validation_share) else self.validation
+        evaluate_streams(model, validation[:, :S + 1], S)
         model.generate_ids([0], 1, temperature=0.8)
 
     # ---------------------------------------------------------------- the loop
@@ -203,11 +233,15 @@ class Trainer:
         note while kernels compile.  The time budget counts from after compilation.
         Ctrl-C or SIGTERM stops at the end of the current step and writes a checkpoint.
         Raises :class:`NonFiniteError` after ``max_nonfinite`` non-finite steps in a row.
+        Across processes, every one calls this; rank 0 alone shows progress and calls
+        ``callback`` (its answer is every process's).
         """
         if epochs is not None or time_budget is not None:
             self.config = dataclasses.replace(self.config, epochs=epochs,
                                               time_budget=time_budget).validate()
-        if self.directory is not None:
+        if not self.group.is_root:
+            progress, callback = False, None
+        if self.directory is not None and self.group.is_root:
             self.directory.write_settings(self.run_config(), self.model.vocab)
             self.directory.remove_unfinished_writes()
         if not self._kernels_ready:
@@ -221,8 +255,14 @@ class Trainer:
         seconds_before = state.seconds
         self._saved_seconds = state.seconds  # the timer of checkpoints starts with the session
         self._row_mark = (session_start, state.global_step)
+        self._agreed = (state.seconds, False)
         stopped = None
+
+        def clock():
+            return seconds_before + time.perf_counter() - session_start
+
         with _StopOnInterrupt() as interrupt, Progress(steps_left, progress, log_every) as bar:
+            self._session = (clock, interrupt)
             while stopped is None:
                 if epochs is not None and state.epoch >= epochs:
                     stopped = "epochs"
@@ -230,7 +270,7 @@ class Trainer:
                 if budget is not None and state.seconds >= budget:
                     stopped = "time"
                     break
-                if interrupt.requested:
+                if interrupt.requested if self.group.size == 1 else self._agreed[1]:
                     stopped = "interrupted"
                     break
                 if state.step_in_epoch == 0:  # a new epoch: streams restart from zero states
@@ -243,7 +283,7 @@ class Trainer:
                 state.step_in_epoch += 1
                 state.global_step += 1
                 session_steps += 1
-                state.seconds = seconds_before + time.perf_counter() - session_start
+                state.seconds = self._seconds(clock)
                 if state.skipped_in_a_row >= self.config.max_nonfinite:
                     raise NonFiniteError(self._nonfinite_message(
                         f"loss/gradient not finite {state.skipped_in_a_row} times in a row"))
@@ -255,11 +295,11 @@ class Trainer:
                     state.step_in_epoch = 0
                 if epoch_end or self._evaluation_due():
                     row = self._validate_and_save()
-                    if callback is not None and callback(self, row):
+                    if self.group.broadcast(callback is not None and bool(callback(self, row))):
                         stopped = "callback"
                 elif self._checkpoint_due():
                     self._save(LATEST)
-                state.seconds = seconds_before + time.perf_counter() - session_start
+                state.seconds = self._seconds(clock)
         if stopped == "time" and (not state.history or
                                   state.history[-1]["step"] != state.global_step):
             # A budget ends between validations: validate what was reached, so the run has
@@ -272,6 +312,11 @@ class Trainer:
             self._save(LATEST)
         return TrainResult(stopped, state.epoch, state.global_step, state.seconds,
                            state.best_val_loss, state.history[-1] if state.history else None)
+
+    def _seconds(self, clock):
+        """The run's training seconds now: ``clock()``, or across processes rank 0's
+        reading in the last step's reduce (every process decides alike with it)."""
+        return clock() if self.group.size == 1 else self._agreed[0]
 
     def _evaluation_due(self):
         """Whether ``eval_every`` asks for a validation now (epoch ends always have one)."""
@@ -319,7 +364,10 @@ class Trainer:
         last row, learning rate, seconds of training, training loss and accuracy of
         the steps since the last row (None when all were skipped), validation loss,
         perplexity and accuracy, and the non-finite steps skipped so far.
+        Across processes, the parameters of all are compared first (ParallelError
+        when they differ), and rank 0 alone draws the sample and writes.
         """
+        self.group.check_replicas(self.model.params)
         state = self.state
         now, mark_step = time.perf_counter(), self._row_mark[1]
         tokens_per_second = ((state.global_step - mark_step) * self.tokens_per_step
@@ -343,8 +391,10 @@ class Trainer:
         state.history.append(row)
         state.epoch_loss, state.epoch_correct, state.epoch_tokens = 0.0, 0, 0
         sample_length = 300 if self.model.tokenizer.name == "char" else 60
-        state.samples.append([row["epoch"], self.model.generate_text(
-            length=sample_length, temperature=0.8, seed=[self.config.seed, state.global_step])])
+        if self.group.is_root:
+            state.samples.append([row["epoch"], self.model.generate_text(
+                length=sample_length, temperature=0.8,
+                seed=[self.config.seed, state.global_step])])
         improved = math.isfinite(row["val_loss"]) and (
             state.best_val_loss is None or row["val_loss"] < state.best_val_loss)
         if improved:
@@ -353,14 +403,19 @@ class Trainer:
             self._save(LATEST)
             if improved:
                 self._save(BEST)
-            self.directory.write_logs(state.history, state.samples)
+            if self.group.is_root:
+                self.directory.write_logs(state.history, state.samples)
         self._row_mark = (time.perf_counter(), state.global_step)
         return row
 
     def evaluate(self):
         """Metrics of the model on the validation blocks (see
-        :func:`fastrnn.lm.evaluation.evaluate_streams`)."""
-        return evaluate_streams(self.model, self.validation, self.config.seq_len)
+        :func:`fastrnn.lm.evaluation.evaluate_streams`); across processes, each scores
+        its share of the blocks and the sums are added up."""
+        sums = np.array(stream_sums(self.model, self._validation_share, self.config.seq_len),
+                        dtype=np.float64)
+        loss_sum, correct, tokens = self.group.sum(sums)
+        return scores(float(loss_sum), int(correct), int(tokens))
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -371,26 +426,44 @@ class Trainer:
     def checkpoint_contents(self):
         """(arrays, meta): everything needed to continue exactly where training is:
         the parameters (``param/<name>``) and the :class:`TrainerState`, with the run
-        format version they are written in."""
+        format version they are written in.  The carried states are those of all B
+        streams, whatever the number of processes: across processes, every one calls
+        this, the states are gathered on rank 0, and the others get None for them."""
         arrays, meta = self.state.to_checkpoint()
+        for key in ("state/h", "state/c"):
+            arrays[key] = self.group.gather_rows(arrays[key])  # across processes
         return {**self.model.state_arrays(), **arrays}, {"format_version": FORMAT_VERSION, **meta}
 
     def _save(self, name):
         """Write checkpoint ``name``, unless an array of it is not finite (NonFiniteError:
         a checkpoint is never written with one)."""
         arrays, meta = self.checkpoint_contents()
-        for key, array in arrays.items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise NonFiniteError(self._nonfinite_message(
-                    f"{key} is not finite, {name} not written"))
-        self.directory.save_checkpoint(name, arrays, meta)
+        not_finite = [key for key, array in arrays.items()
+                      if array is not None and array.dtype.kind == "f"
+                      and not np.isfinite(array).all()]
+        not_finite = self.group.broadcast(not_finite)  # rank 0 holds all the states
+        if not_finite:
+            raise NonFiniteError(self._nonfinite_message(
+                f"{not_finite[0]} is not finite, {name} not written"))
+        if self.group.is_root:
+            self.directory.save_checkpoint(name, arrays, meta)
         if name == LATEST:
             self._saved_step, self._saved_seconds = self.state.global_step, self.state.seconds
+
+    def _share_of(self, arrays):
+        """``arrays`` with the carried states of all B streams cut to this process's
+        (a checkpoint written by any number of processes continues with any other)."""
+        arrays = dict(arrays)
+        for key in ("state/h", "state/c"):
+            saved = arrays.get(key)
+            if saved is not None and saved.ndim == 3 and saved.shape[1] == self.config.batch_size:
+                arrays[key] = saved[:, self.streams.start:self.streams.stop]
+        return arrays
 
     def restore(self, arrays, meta, source="checkpoint"):
         """Continue from :meth:`checkpoint_contents` (checked before anything changes)."""
         version = checkpoint_version(meta, source)
-        state = self.state.from_checkpoint(arrays, meta, version, source)
+        state = self.state.from_checkpoint(self._share_of(arrays), meta, version, source)
         if not 0 <= state.step_in_epoch < self.windows_per_epoch:
             raise CheckpointError(f"{source}: its position in the epoch does not fit this text")
         self.model.load_state_arrays(arrays, source)
@@ -410,9 +483,10 @@ def train(model, corpus, config=None, run_dir=None, callback=None, progress=None
     With ``run_dir``, the run's files are written there; it must not hold a run
     already (continue one with :func:`resume`).
     """
-    if run_dir is not None and RunDirectory(run_dir).holds_a_run():
-        raise RunError(f"{run_dir}: already holds a run; resume it or choose another directory")
     trainer = Trainer(model, corpus, config, run_dir)
+    # Rank 0 decides, before it writes anything (the others might see its files).
+    if run_dir is not None and trainer.group.broadcast(RunDirectory(run_dir).holds_a_run()):
+        raise RunError(f"{run_dir}: already holds a run; resume it or choose another directory")
     return trainer.run(callback, progress, log_every=log_every)
 
 
@@ -458,14 +532,17 @@ def resume_trainer(run_dir, corpus=None, full_check=False):
         raise RunError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
                        "first validation or checkpoint, without a Ctrl-C); train it again")
     arrays, meta = load_checkpoint(directory.file(LATEST))
+    group = world()
     try:
         if corpus is None:
-            corpus = Corpus.of_run(text_config, document["text"], vocab, full_check)
+            # Rank 0 first: it may rebuild a damaged store, which the others then open.
+            corpus = group.root_first(lambda: Corpus.of_run(
+                text_config, document["text"], vocab, full_check and group.is_root))
         else:
             corpus.check_recorded(document["text"])
     except RunError as err:
         raise RunError(f"{run_dir}: {err}") from None
     model = LanguageModel(vocab, corpus.tokenizer, model_config, train_config.seed)
-    trainer = Trainer(model, corpus, train_config, run_dir)
+    trainer = Trainer(model, corpus, train_config, run_dir, group)
     trainer.restore(arrays, meta, directory.file(LATEST))
     return trainer
