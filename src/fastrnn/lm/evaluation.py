@@ -30,7 +30,7 @@ def evaluate_streams(model, data, seq_len):
     total_loss, correct, tokens = 0.0, 0, 0
     for start in range(0, data.shape[1] - 1, seq_len):
         inputs, targets = windows(start, min(start + seq_len, data.shape[1] - 1))
-        loss_sum, hits = model.loss(model.forward(inputs, h, c), targets)
+        loss_sum, hits = model.score(inputs, targets, h, c)  # never the (R, S, V) scores
         total_loss += loss_sum
         correct += hits
         tokens += targets.size

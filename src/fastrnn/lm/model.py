@@ -9,15 +9,25 @@ import math
 
 import numpy as np
 
+from .. import recompute
 from ..checkpoint import CheckpointError
 from ..dropout import CounterDropout
-from ..layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
+from ..layer_utils import (LSTM, RNN, VanillaRNN, fc_softmax_loss, temporal_fc,
+                           temporal_softmax_loss, word_embedding)
 from ..sampling import sample_ids, sampling_weights
 from ..text import Tokenizer
 from . import evaluation, generation
 from .config import ModelConfig
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "RECOMPUTE_ABOVE_BYTES"]
+
+# recompute='auto' turns recomputation on once the recurrent layers' stored
+# activations for one window would pass this.  Below it the full path's memory is
+# modest (16 MB at the default model and window: B = 32, S = 64, H = 256, float32)
+# and recomputing would only cost time (~1.4-1.6x the layers' forward + backward,
+# docs/long_windows.md); above it memory grows with every step of the window
+# (2.4 GB at S = 10,000 for the same model).
+RECOMPUTE_ABOVE_BYTES = 256 * 2 ** 20
 class LanguageModel:
     """Embedding (V, E) -> L recurrent layers of H units -> linear (H, V) scores.
 
@@ -79,6 +89,23 @@ class LanguageModel:
     def parameter_count(self):
         return int(sum(value.size for value in self.params.values()))
 
+    def set_recompute(self, setting, rows, steps):
+        """Set every recurrent layer's ``checkpoint_every`` from ``setting`` (see
+        ``TrainConfig.recompute``: 'off', 'on', 'auto' or a number of steps) for
+        windows of ``steps`` steps of ``rows`` streams; returns the value set (0,
+        'auto' or K).  'auto' decides from the bytes the layers' full path would
+        store for such a window (:func:`fastrnn.recompute.costs`)."""
+        if setting == "auto":
+            stored = sum(
+                recompute.costs("lstm" if self.is_lstm else "rnn", rows, cell.input_dim,
+                                cell.h_dim, self.dtype.itemsize, 1).full_step * steps
+                for cell in self.cells)
+            setting = "on" if stored > RECOMPUTE_ABOVE_BYTES else "off"
+        every = {"off": 0, "on": "auto"}.get(setting, setting)
+        for cell in self.cells:
+            cell.checkpoint_every = every
+        return every
+
     def zero_state(self, rows):
         """(h, c), each (L, rows, H) zeros: the state at the start of a stream."""
         shape = (self.num_layers, rows, self.hidden_size)
@@ -93,6 +120,12 @@ class LanguageModel:
         layers with the masks of training step ``step`` for streams first_stream to
         first_stream + B - 1; :meth:`backward` recomputes the same masks.
         """
+        return self.output.forward(self._hidden(x, h, c, dropout, step, first_stream))
+
+    def _hidden(self, x, h, c, dropout=None, step=0, first_stream=0, keep=True):
+        """The top layer's output (B, S, H) for tokens x int (B, S); h, c and dropout
+        as in :meth:`forward`.  ``keep=False`` (no backward to come) lets each layer's
+        forward state go as soon as the next layer has run."""
         activations = self.embedding.forward(x)
         active = dropout is not None and dropout.rate > 0.0
         self._dropout_key = (dropout, step, first_stream) if active else None
@@ -104,20 +137,55 @@ class LanguageModel:
                 c[layer] = cell.final_c
             else:
                 activations = cell.forward(activations, h[layer])
+            if not keep:
+                cell.meta = None
             h[layer] = activations[:, -1]
             if active and layer < self.num_layers - 1:
+                # In place, so the next layer's input is the only copy; backward
+                # regenerates the mask from its counter instead of storing it.
                 dropout.apply(activations, step, layer, first_stream)
-        return self.output.forward(activations)
+        if not keep:
+            self.embedding.meta = None
+        return activations
 
     def backward(self, dscores):
         """dscores (B, S, V) -> fills ``grads`` of every layer (the initial states get none)."""
-        dactivations = self.output.backward(dscores)
+        self._backward_hidden(self.output.backward(dscores))
+
+    def _backward_hidden(self, dactivations):
+        """d(top layer output) (B, S, H) -> fills the grads of every layer below the output."""
         for layer in reversed(range(self.num_layers)):
             if self._dropout_key is not None and layer < self.num_layers - 1:
                 dropout, step, first_stream = self._dropout_key
                 dropout.apply(dactivations, step, layer, first_stream)
             dactivations, _ = self.cells[layer].backward(dactivations)
         self.embedding.backward(dactivations)
+
+    def loss_and_gradients(self, x, targets, h, c, dropout=None, step=0, first_stream=0):
+        """One training step's forward and backward on tokens x int (B, S) predicting
+        targets int (B, S), with the output layer and the loss run over chunks of time
+        steps (:func:`~fastrnn.layer_utils.fc_softmax_loss`), so that the (B, S, V)
+        scores never exist; h, c and dropout as in :meth:`forward`.
+
+        Fills ``grads`` with the gradient of the MEAN loss per token (what
+        :meth:`loss`, :meth:`loss_gradient` and :meth:`backward` give, up to the order
+        of sums).  Returns (sum over the B*S tokens of -log p(target), correct argmax
+        predictions).
+        """
+        top = self._hidden(x, h, c, dropout, step, first_stream)
+        result = fc_softmax_loss(self.output, top, targets, 1.0 / targets.size)
+        self.grads[self.output.w_name] = result.dw
+        self.grads[self.output.b_name] = result.db
+        self._backward_hidden(result.dx)
+        return result.loss * targets.size, result.correct
+
+    def score(self, x, targets, h, c):
+        """(sum of -log p(target), correct argmax predictions) over tokens x int (B, S)
+        predicting targets int (B, S), without dropout or gradients and without the
+        (B, S, V) scores; h, c as in :meth:`forward`."""
+        top = self._hidden(x, h, c, keep=False)
+        result = fc_softmax_loss(self.output, top, targets, 1.0, gradients=False)
+        return result.loss, result.correct
 
     def loss(self, scores, targets):
         """(sum over the B*S tokens of -log p(target), number of correct argmax predictions).

@@ -17,7 +17,9 @@ then the store's fingerprint (its ids as stored) instead of that of the int64 id
 4 draws dropout masks from the counter-based generator (:mod:`fastrnn.dropout`)
 instead of a numpy Generator carried in the checkpoint: a run of an earlier version
 with dropout continues with the new masks (same distribution, other draws; a
-warning says so).
+warning says so);
+5 records ``recompute`` (recomputation in time in the recurrent layers, see
+:class:`~fastrnn.lm.config.TrainConfig`); earlier runs stored every step ('off').
 A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
 a run is always continued with its own recorded settings: a setting newer than
 the run's version takes the value that says what that version did (its ``before``,
@@ -40,7 +42,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Run", "RunDirectory", "load_run", "run_d
            "configs"]
 
 FORMAT = "fastrnn-run"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _VERSION_1_FORMAT = "fastrnn-run-1"  # version 1 named its version in the format string
 
 CONFIG_FILE = "config.json"

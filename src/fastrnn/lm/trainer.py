@@ -128,6 +128,7 @@ class Trainer:
         self.windows_per_epoch = self.train_streams.windows
         self.tokens_per_step = self.config.batch_size * self.config.seq_len
         self.state = TrainerState.fresh(model, self.config)
+        model.set_recompute(self.config.recompute, self.config.batch_size, self.config.seq_len)
         # Masks keyed by (seed, step, layer, stream): no generator state to carry.
         self.dropout = CounterDropout(model.config.dropout, self.config.seed)
         self._kernels_ready = False
@@ -157,9 +158,9 @@ class Trainer:
         state = self.state
         x, targets = self._window(window)
         start_h, start_c = state.h.copy(), state.c.copy()  # (L, B, H): cheap
-        scores = self.model.forward(x, state.h, state.c, self.dropout, state.global_step)
-        loss_sum, correct = self.model.loss(scores, targets)
-        self.model.backward(self.model.loss_gradient())
+        # The scores are computed and consumed chunk by chunk: never (B, S, V).
+        loss_sum, correct = self.model.loss_and_gradients(x, targets, state.h, state.c,
+                                                          self.dropout, state.global_step)
         norm = self.model.clip_gradients(self.config.clip)
         if not (math.isfinite(loss_sum) and math.isfinite(norm)):
             state.h[...] = start_h
@@ -182,8 +183,7 @@ class Trainer:
         model = copy.deepcopy(self.model)
         state = TrainerState.fresh(model, self.config)
         x, targets = self._window(0)
-        model.loss(model.forward(x, state.h, state.c, self.dropout), targets)
-        model.backward(model.loss_gradient())
+        model.loss_and_gradients(x, targets, state.h, state.c, self.dropout)
         model.clip_gradients(self.config.clip)
         state.optimizer.step()
         S = self.config.seq_len
