@@ -13,8 +13,9 @@ import fastrnn.layer_utils as layer_utils
 import reference
 from fastrnn.dropout import CounterDropout
 from fastrnn.layer_utils import fc_softmax_loss, temporal_fc
-from fastrnn.lm import Corpus, LanguageModel, ModelConfig, Trainer, TrainConfig
+from fastrnn.lm import Corpus, LanguageModel, ModelConfig, RunError, Trainer, TrainConfig
 from fastrnn.lm.model import RECOMPUTE_ABOVE_BYTES
+from fastrnn.lm.run_dir import FORMAT_VERSION, configs, run_document
 
 from texts import rhyme
 
@@ -149,3 +150,12 @@ def test_a_training_steps_memory_does_not_grow_with_window_times_vocabulary():
     assert measured["scores"] > 150 * 2 ** 20
     assert measured["growth"] < 72 * 2 ** 20, measured
     assert abs(measured["loss"] - np.log(2000)) < 0.1  # untrained: ~uniform over the words
+
+
+def test_runs_before_format_5_stored_every_step(corpus):
+    document = run_document(corpus, model_for(corpus), TrainConfig(recompute="on"))
+    assert configs(document, FORMAT_VERSION)[2].recompute == "on"
+    del document["training"]["recompute"]
+    assert configs(document, 4)[2].recompute == "off"
+    with pytest.raises(RunError, match=r"the setting training\.recompute is missing"):
+        configs(document, 5)

@@ -182,7 +182,7 @@ def poison(monkeypatch, trainer, bad_steps, where):
     parameters before and after it."""
     model, seen, training = trainer.model, {}, [False]
     train_window = trainer._train_window
-    loss, backward = LanguageModel.loss, LanguageModel.backward
+    loss_and_gradients = LanguageModel.loss_and_gradients
 
     def bad():  # (global_step counts the steps done: this one is global_step + 1)
         return training[0] and trainer.state.global_step + 1 in bad_steps
@@ -200,18 +200,14 @@ def poison(monkeypatch, trainer, bad_steps, where):
         return result
 
     # On the class, for this model only: the kernels' warm-up trains a copy of the model.
-    def poisoned_loss(self, scores, targets):
-        total, correct = loss(self, scores, targets)
-        return (float("nan") if self is model and where == "loss" and bad() else total), correct
-
-    def poisoned_backward(self, dscores):
-        backward(self, dscores)
+    def poisoned_step(self, *args, **options):
+        total, correct = loss_and_gradients(self, *args, **options)
         if self is model and where == "gradient" and bad():
             model.grads["layer0_wx"][0, 0] = np.inf
+        return (float("nan") if self is model and where == "loss" and bad() else total), correct
 
     monkeypatch.setattr(trainer, "_train_window", poisoned_window)
-    monkeypatch.setattr(LanguageModel, "loss", poisoned_loss)
-    monkeypatch.setattr(LanguageModel, "backward", poisoned_backward)
+    monkeypatch.setattr(LanguageModel, "loss_and_gradients", poisoned_step)
     return seen
 
 
