@@ -111,25 +111,29 @@ def test_auto_recomputes_only_when_a_windows_activations_are_large(corpus):
 
 
 def test_a_training_steps_memory_does_not_grow_with_window_times_vocabulary():
-    """S = 20,000 steps, V = 2,000 words, float32: the scores alone would be 153 MiB
-    (and their gradient as much again); the step's peak memory beyond what it held
-    before stays under 72 MiB: the layer outputs and their gradients (~8 MiB), the
-    recomputation's pieces (16 MiB, AUTO_MIN_PIECE_BYTES) and the output layer's
-    chunk of scores and its gradient (2 x 16 MiB); 51 MiB measured."""
+    """S = 20,000 steps, V = 2,000 words, float32, two layers with dropout: the scores
+    alone would be 153 MiB (and their gradient as much again); the step's peak memory
+    beyond what it held before stays under 88 MiB: the output layer's chunk of scores
+    and its gradient (2 x 16 MiB), each layer's recomputation pieces (16 MiB,
+    AUTO_MIN_PIECE_BYTES) and the layer outputs and their gradients (a few MiB);
+    65 MiB measured.  No mask is stored: dropout is regenerated in backward."""
     script = textwrap.dedent("""
         import json, numpy as np
+        from fastrnn.dropout import CounterDropout
         from fastrnn.lm import LanguageModel, ModelConfig
         from fastrnn.text import Vocabulary, get_tokenizer
 
         V, S = 2000, 20000
         model = LanguageModel(Vocabulary([f"w{i}" for i in range(V)]),
                               get_tokenizer("word", "words"),
-                              ModelConfig(embedding=16, hidden=32), seed=0)
+                              ModelConfig(embedding=16, hidden=32, layers=2, dropout=0.5),
+                              seed=0)
         model.set_recompute("on", 1, S)
+        dropout = CounterDropout(0.5, seed=1)
         ids = np.random.default_rng(0).integers(0, V, size=(1, S + 1))
         x, targets = ids[:, :-1], ids[:, 1:]
         h, c = model.zero_state(1)
-        model.loss_and_gradients(x[:, :64], targets[:, :64], h, c)  # load the kernels
+        model.loss_and_gradients(x[:, :64], targets[:, :64], h, c, dropout)  # load the kernels
 
         def status(key):
             with open("/proc/self/status") as lines:
@@ -139,7 +143,7 @@ def test_a_training_steps_memory_does_not_grow_with_window_times_vocabulary():
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")  # the peak starts again from what is in use now
         before = status("VmRSS")
-        loss, _ = model.loss_and_gradients(x, targets, h, c)
+        loss, _ = model.loss_and_gradients(x, targets, h, c, dropout, step=1)
         print(json.dumps({"growth": status("VmHWM") - before, "loss": loss / S,
                           "scores": S * V * 4}))
     """)
@@ -148,7 +152,7 @@ def test_a_training_steps_memory_does_not_grow_with_window_times_vocabulary():
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)
     assert measured["scores"] > 150 * 2 ** 20
-    assert measured["growth"] < 72 * 2 ** 20, measured
+    assert measured["growth"] < 88 * 2 ** 20, measured
     assert abs(measured["loss"] - np.log(2000)) < 0.1  # untrained: ~uniform over the words
 
 
