@@ -24,7 +24,7 @@ __all__ = ["LanguageModel", "RECOMPUTE_ABOVE_BYTES"]
 # recompute='auto' turns recomputation on once the recurrent layers' stored
 # activations for one window would pass this.  Below it the full path's memory is
 # modest (16 MB at the default model and window: B = 32, S = 64, H = 256, float32)
-# and recomputing would only cost time (~1.4-1.6x the layers' forward + backward,
+# and recomputing would only cost time (about one more forward, see
 # docs/long_windows.md); above it memory grows with every step of the window
 # (2.4 GB at S = 10,000 for the same model).
 RECOMPUTE_ABOVE_BYTES = 256 * 2 ** 20
@@ -183,7 +183,17 @@ class LanguageModel:
         """(sum of -log p(target), correct argmax predictions) over tokens x int (B, S)
         predicting targets int (B, S), without dropout or gradients and without the
         (B, S, V) scores; h, c as in :meth:`forward`."""
-        top = self._hidden(x, h, c, keep=False)
+        # With no backward to come, the segmented forward costs no recomputation and
+        # stores only states: a long validation window (often more rows than the
+        # training batch) stays as small as training's.
+        settings = [cell.checkpoint_every for cell in self.cells]
+        try:
+            for cell in self.cells:
+                cell.checkpoint_every = "auto"
+            top = self._hidden(x, h, c, keep=False)
+        finally:
+            for cell, setting in zip(self.cells, settings):
+                cell.checkpoint_every = setting
         result = fc_softmax_loss(self.output, top, targets, 1.0, gradients=False)
         return result.loss, result.correct
 
