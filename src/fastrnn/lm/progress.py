@@ -9,7 +9,7 @@ import time
 
 try:
     import resource
-except ImportError:  # not on Windows: no peak there
+except ImportError:  # POSIX only: on Windows no peak is shown
     resource = None
 
 from tqdm.auto import tqdm
@@ -19,9 +19,8 @@ from .._checks import is_number, require
 __all__ = ["Progress", "check_log_every", "clock", "compiling", "memory_in_use"]
 
 COMPILE_NOTE_AFTER = 2.0  # seconds: loading the kernels from Numba's cache usually takes less
-# Reading the memory in use costs ~60 us (a /proc file, on a busy host): a
-# fraction of a percent of a small model's step if read every step, nothing once
-# a second.
+# Reading the memory in use opens a /proc file (tens of microseconds): a visible
+# share of a small model's step if done every step, nothing once a second.
 MEMORY_READ_EVERY = 1.0  # seconds
 
 
