@@ -382,3 +382,28 @@ def test_mpi_scaling_script_on_a_tiny_model(tmp_path, capsys):
     parameters = best[2]["parameters"]
     assert best[2]["allreduce_mb"] == pytest.approx(8 * parameters / 1e6)
     assert "| 2 x " in capsys.readouterr().out
+
+
+def test_seq_len_ablation_script_prints_its_table(capsys):
+    ablation = load(BENCH_DIR / "seq_len_ablation.py")
+    assert ablation.main(["--seconds", "0.5", "--seq-lens", "8,32", "--tokens-per-step", "64",
+                          "--max-chars", "20000", "--val-tokens", "2000",
+                          "--eval-rows", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "18,000 training and 2,000 held-out characters" in lines[0]
+    header = lines.index("| seq_len | batch | steps | tokens/s | val loss (nats/char) | "
+                         "peak memory | recompute |")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[header + 2:]]
+    assert [(row[0], row[1]) for row in rows] == [("8", "8"), ("32", "2")]
+    for _, _, steps, speed, loss, peak, recompute in rows:
+        assert int(steps.replace(",", "")) >= 1 and float(speed.replace(",", "")) > 0
+        assert 0 < float(loss) < 10 and recompute == "off"
+        assert peak == "-" if sys.platform != "linux" else peak.endswith(" MiB")
+
+
+def test_seq_len_ablation_holds_out_the_same_tokens_for_every_window():
+    ablation = load(BENCH_DIR / "seq_len_ablation.py")
+    corpus = ablation.Corpus.from_text("the cat sat on the mat. " * 20)
+    training, held_out = ablation.held_out_split(corpus, 100)
+    assert training.vocab is corpus.vocab and len(held_out) == 100
+    np.testing.assert_array_equal(np.concatenate([training.ids, held_out]), corpus.ids)

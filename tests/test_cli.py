@@ -226,6 +226,10 @@ def test_version(capsys):
     (["train", "--time-budget", "nan"], "--time-budget: expected a number of seconds > 0"),
     (["train", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
     (["train", "--log-every", "0"], "--log-every: expected a number of seconds > 0, got 0"),
+    (["train", "--recompute", "0"], "--recompute: expected 'off', 'on', 'auto' or a number of "
+     "steps >= 1 between stored states, got 0"),
+    (["train", "--recompute", "sqrt"], "--recompute: expected 'off', 'on', 'auto' or a number "
+     "of steps >= 1 between stored states, got sqrt"),
     (["generate", "run", "--top-k", "-3"], "--top-k: expected an integer >= 0 (0 = all), got -3"),
 ])
 def test_options_are_checked_by_the_configurations_own_rules(argv, message, capsys):

@@ -1,11 +1,14 @@
 """What a training run shows on stderr: the note while kernels compile, and plain
 progress lines when stderr is not a terminal."""
 
+import re
+import sys
 import time
 
+import numpy as np
 import pytest
 
-from fastrnn.lm.progress import Progress, compiling
+from fastrnn.lm.progress import Progress, compiling, memory_in_use
 
 
 def test_slow_compilation_is_announced_and_timed(capsys):
@@ -34,8 +37,11 @@ def test_without_a_terminal_progress_is_a_line_every_interval(capsys):
     with Progress(total=3, log_every=1e-9) as progress:
         for step in range(3):
             progress.step(f"loss {step}")
-    assert capsys.readouterr().err.splitlines() == [
-        "step 1/3: loss 0", "step 2/3: loss 1", "step 3/3: loss 2"]
+    memory = r", mem [\d,]+ MiB \(peak [\d,]+ MiB\)" if sys.platform == "linux" else ".*"
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    for step, line in enumerate(lines):
+        assert re.fullmatch(rf"step {step + 1}/3: loss {step}{memory}", line), line
     with Progress(total=None, log_every=3600.0) as progress:
         progress.step("loss 0")
     with Progress(total=3, enabled=False, log_every=1e-9) as progress:
@@ -46,3 +52,14 @@ def test_without_a_terminal_progress_is_a_line_every_interval(capsys):
 def test_the_interval_must_be_positive():
     with pytest.raises(ValueError, match="log_every: expected a number of seconds > 0, got 0"):
         Progress(total=3, log_every=0)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the memory in use is read from /proc")
+def test_the_memory_shown_follows_what_the_process_holds():
+    before, _ = memory_in_use()
+    held = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
+    during, _ = memory_in_use()
+    assert 60 * 2 ** 20 <= during - before <= 80 * 2 ** 20
+    del held  # freed: in use goes down, the peak stays (Linux counts pages in batches:
+    after, peak = memory_in_use()  # it may lag by a few hundred KiB)
+    assert after <= during - 60 * 2 ** 20 and peak >= during - 2 ** 20

@@ -185,7 +185,7 @@ def poison(monkeypatch, trainer, bad_steps, where):
     parameters before and after it."""
     model, seen, training = trainer.model, {}, [False]
     train_window = trainer._train_window
-    loss, backward = LanguageModel.loss, LanguageModel.backward
+    output_loss, backward_layers = LanguageModel.output_loss, LanguageModel.backward_layers
 
     def bad():  # (global_step counts the steps done: this one is global_step + 1)
         return training[0] and trainer.state.global_step + 1 in bad_steps
@@ -203,18 +203,18 @@ def poison(monkeypatch, trainer, bad_steps, where):
         return result
 
     # On the class, for this model only: the kernels' warm-up trains a copy of the model.
-    def poisoned_loss(self, scores, targets, rows=None):
-        total, correct = loss(self, scores, targets, rows)
+    def poisoned_loss(self, *args, **options):
+        total, correct = output_loss(self, *args, **options)
         return (float("nan") if self is model and where == "loss" and bad() else total), correct
 
-    def poisoned_backward(self, dscores):
-        backward(self, dscores)
+    def poisoned_backward(self):
+        backward_layers(self)
         if self is model and where == "gradient" and bad():
             model.grads["layer0_wx"][0, 0] = np.inf
 
     monkeypatch.setattr(trainer, "_train_window", poisoned_window)
-    monkeypatch.setattr(LanguageModel, "loss", poisoned_loss)
-    monkeypatch.setattr(LanguageModel, "backward", poisoned_backward)
+    monkeypatch.setattr(LanguageModel, "output_loss", poisoned_loss)
+    monkeypatch.setattr(LanguageModel, "backward_layers", poisoned_backward)
     return seen
 
 

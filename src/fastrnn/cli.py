@@ -46,6 +46,7 @@ _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
+_TRAIN_OPTIONS += ("recompute",)
 _STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not TextConfig's)
 _INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
                "or glob patterns ('books/**/*.txt')")
@@ -141,6 +142,14 @@ def build_parser():
     training.add_argument("--max-nonfinite", type=_setting(lm.TrainConfig, "max_nonfinite", int),
                           metavar="N", help="stop after N steps in a row whose loss or gradient "
                           "is not finite (each is skipped) " + _default("max_nonfinite"))
+    training.add_argument("--recompute", type=_setting(lm.TrainConfig, "recompute", _steps),
+                          metavar="off|on|auto|K", help="recompute the recurrent layers' "
+                          "activations in backward instead of storing them (for long --seq-len "
+                          "in bounded memory; not --checkpoint-every, the run's files): 'on' "
+                          "stores the state every ~sqrt(seq-len) steps, K every K steps, 'auto' "
+                          "turns it on when a window's stored activations would pass "
+                          f"{lm.model.RECOMPUTE_ABOVE_BYTES // 2 ** 20} MiB "
+                          + _default("recompute"))
     output = train.add_argument_group("output")
     output.add_argument("--out", metavar="RUN_DIR",
                         help="run directory [runs/<date-time>]")

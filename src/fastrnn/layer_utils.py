@@ -30,7 +30,7 @@ from .kernels.vanilla import rnn_backward, rnn_forward
 
 __all__ = [
     "sigmoid", "RNN", "VanillaRNN", "LSTM", "word_embedding", "temporal_fc",
-    "temporal_softmax_loss",
+    "temporal_softmax_loss", "fc_softmax_loss", "SCORE_CHUNK_BYTES",
 ]
 
 
@@ -515,6 +515,70 @@ class temporal_softmax_loss:
             raise RuntimeError("temporal_softmax_loss: backward called with no forward; "
                                "call forward first")
         return self.dLoss
+
+
+# The scores of a chunk of rows (and their gradient, as much again): small enough
+# to stay cheap at any window, large enough that a chunk's GEMMs keep both threads
+# busy (at V = 10,000 float32: 419 rows).
+SCORE_CHUNK_BYTES = 16 * 2 ** 20
+
+
+class FcSoftmaxLoss(NamedTuple):
+    """What :func:`fc_softmax_loss` returns."""
+
+    loss: float         # scale * the sum over rows of -log softmax(scores)[label]
+    correct: int        # rows whose highest score is their label's
+    dx: np.ndarray      # (N, T, D) d loss / d x, or None without gradients
+    dw: np.ndarray      # (D, M) d loss / d w, or None
+    db: np.ndarray      # (M,) d loss / d b, or None
+
+
+def fc_softmax_loss(fc, x, labels, scale, gradients=True, chunk_bytes=None):
+    """The softmax cross-entropy of the scores ``fc`` (a :class:`temporal_fc`) gives
+    x (N, T, D), against labels int (N, T), with its gradients, without ever holding
+    the (N, T, M) scores: the N T rows are taken in chunks (consecutive time steps of
+    a stream, or whole streams) of at most ``chunk_bytes`` of scores (None:
+    :data:`SCORE_CHUNK_BYTES`).
+
+    Equals ``temporal_softmax_loss`` (no mask, loss and gradient times ``scale``)
+    after ``fc.forward`` and, with ``gradients``, ``fc.backward`` of its gradient, up
+    to the order of the sums over chunks.  ``fc``'s grads and meta are not touched.
+    Returns a :class:`FcSoftmaxLoss`.
+    """
+    w, b = fc._weights()
+    x = _checks.float_array("x", x, ("N", "T", "D"), (None, None, fc.input_dim), w.dtype)
+    N, T, D = x.shape
+    M = fc.output_dim
+    labels = _checks.index_array("labels", labels, ("N", "T"), (N, T), M).reshape(-1)
+    if chunk_bytes is None:
+        chunk_bytes = SCORE_CHUNK_BYTES
+    _checks.require(_checks.is_number(chunk_bytes) and chunk_bytes > 0, "chunk_bytes",
+                    "a number of bytes > 0", chunk_bytes)
+    rows = x.reshape(N * T, D)
+    step = max(1, min(N * T, int(chunk_bytes) // (M * w.itemsize)))
+    scores = np.empty((step, M), w.dtype)
+    grad = np.empty((step, M), w.dtype)
+    mask = np.ones(step, w.dtype)
+    dx = dw = db = None
+    if gradients:
+        dx = np.empty((N * T, D), w.dtype)
+        dw, db = np.zeros((D, M), w.dtype), np.zeros(M, w.dtype)
+        dw_chunk, db_chunk = np.empty((D, M), w.dtype), np.empty(M, w.dtype)
+    loss, correct = 0.0, 0
+    for lo in range(0, N * T, step):
+        hi = min(lo + step, N * T)
+        R = hi - lo
+        chunk, out, g = rows[lo:hi], scores[:R], grad[:R]
+        linear_forward(chunk, w, b, out, chunks_for(R, 2 * R * D * M))
+        correct += int(np.count_nonzero(out.argmax(axis=1) == labels[lo:hi]))
+        loss += softmax_xent(out, labels[lo:hi], mask[:R], scale, g,
+                             chunks_for(R, 20 * R * M))
+        if gradients:
+            linear_backward(chunk, w, g, dx[lo:hi], dw_chunk, db_chunk,
+                            chunks_for(R, 4 * R * D * M))
+            dw += dw_chunk
+            db += db_chunk
+    return FcSoftmaxLoss(loss, correct, None if dx is None else dx.reshape(N, T, D), dw, db)
 
 
 class _LiveDict(MutableMapping):

@@ -24,6 +24,10 @@ every ``checkpoint_every`` minutes.  Everything that decides the next step
 dropout masks are a function of the seed and the step) is in the checkpoint, so a run resumed from any checkpoint,
 mid-epoch too, ends with exactly the parameters of an uninterrupted one.  A step
 whose loss or gradient is not finite is skipped; several in a row stop the run.
+Long windows (``seq_len`` of 10,000 and more) train in bounded memory: the recurrent
+layers recompute their activations in backward (``recompute``) and the output layer
+and the loss run over chunks of time steps, never holding the (B, S, V) scores
+(:meth:`LanguageModel.loss_and_gradients`; docs/long_windows.md).
 
 Text files (``Corpus.from_files``: files, directories, glob patterns) are read once
 into a token store (:mod:`fastrnn.token_store`) that training memory-maps: its

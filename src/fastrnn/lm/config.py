@@ -16,9 +16,10 @@ from .._checks import is_int, is_number, require
 from ..text import get_tokenizer
 
 __all__ = ["TextConfig", "ModelConfig", "TrainConfig", "CELLS", "SCHEDULE", "parse_duration",
-           "eval_schedule", "since"]
+           "eval_schedule", "since", "RECOMPUTE"]
 
 CELLS = ("lstm", "rnn")
+RECOMPUTE = ("off", "on", "auto")  # TrainConfig.recompute, besides a number of steps
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -171,6 +172,13 @@ class TrainConfig(_Validated):
     not finite (each is skipped: no update, carried states restored).
     None of eval_every, checkpoint_every and max_nonfinite changes the parameters
     a run reaches (evaluation uses its own states and random generator).
+    recompute: recomputation in time in the recurrent layers (backpropagation through
+    a long window in bounded memory; not the run's checkpoint files): 'off' stores
+    every step's activations, 'on' stores the state every ~sqrt(seq_len) steps and
+    recomputes the rest in backward, an integer K every K steps, 'auto' is 'on' when
+    the layers' stored activations for a window would pass
+    :data:`fastrnn.lm.model.RECOMPUTE_ABOVE_BYTES`, else 'off' (see
+    :meth:`~fastrnn.lm.model.LanguageModel.set_recompute`).
     """
 
     seq_len: int = 64
@@ -189,6 +197,7 @@ class TrainConfig(_Validated):
     # Versions 1-2 had no guard: a non-finite step reached the parameters.  The guard
     # changes no finite step, so those runs get it too (it only stops a run gone bad).
     max_nonfinite: int = since(3, before=5, default=5)
+    recompute: int | str = since(4, before="off", default="auto")
 
     RULES = {
         "seq_len": (_positive_int, "an integer >= 1"),
@@ -208,6 +217,8 @@ class TrainConfig(_Validated):
                              "a duration such as '30s', '10m' or '1h' (or seconds > 0), "
                              "or None"),
         "max_nonfinite": (_positive_int, "an integer >= 1"),
+        "recompute": (lambda v: v in RECOMPUTE or _positive_int(v),
+                      "'off', 'on', 'auto' or a number of steps >= 1 between stored states"),
     }
 
     @property

@@ -22,8 +22,9 @@ def evaluate_streams(model, data, seq_len):
     validation blocks) read together, in windows of ``seq_len`` with the state carried
     from zeros, as in training, without dropout; each stream predicts its tokens 1 to
     T - 1.  The states are this function's own and no random generator is drawn
-    from, so evaluating at any moment changes nothing training will do.  Returns a dict with ``loss`` (nats per token), ``perplexity``,
-    ``accuracy`` and ``tokens`` (the number predicted).
+    from, so evaluating at any moment changes nothing training will do.  Returns a
+    dict with ``loss`` (nats per token), ``perplexity``, ``accuracy`` and ``tokens``
+    (the number predicted).
     """
     return scores(*stream_sums(model, data, seq_len))
 
@@ -39,7 +40,7 @@ def stream_sums(model, data, seq_len):
     h, c = model.zero_state(data.shape[0])
     for start in range(0, data.shape[1] - 1, seq_len):
         inputs, targets = windows(start, min(start + seq_len, data.shape[1] - 1))
-        loss_sum, hits = model.loss(model.forward(inputs, h, c), targets)
+        loss_sum, hits = model.score(inputs, targets, h, c)  # never the (R, S, V) scores
         total_loss += loss_sum
         correct += hits
         tokens += targets.size

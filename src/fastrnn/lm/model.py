@@ -9,15 +9,25 @@ import math
 
 import numpy as np
 
+from .. import recompute
 from ..checkpoint import CheckpointError
 from ..dropout import CounterDropout
-from ..layer_utils import LSTM, RNN, VanillaRNN, temporal_fc, temporal_softmax_loss, word_embedding
+from ..layer_utils import (LSTM, RNN, VanillaRNN, fc_softmax_loss, temporal_fc,
+                           temporal_softmax_loss, word_embedding)
 from ..sampling import sample_ids, sampling_weights
 from ..text import Tokenizer
 from . import evaluation, generation
 from .config import ModelConfig
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "RECOMPUTE_ABOVE_BYTES"]
+
+# recompute='auto' turns recomputation on once the recurrent layers' stored
+# activations for one window would pass this.  Below it the full path's memory is
+# modest (16 MB at the default model and window: B = 32, S = 64, H = 256, float32)
+# and recomputing would only cost time (about one more forward, see
+# docs/long_windows.md); above it memory grows with every step of the window
+# (2.4 GB at S = 10,000 for the same model).
+RECOMPUTE_ABOVE_BYTES = 256 * 2 ** 20
 class LanguageModel:
     """Embedding (V, E) -> L recurrent layers of H units -> linear (H, V) scores.
 
@@ -51,6 +61,7 @@ class LanguageModel:
         self.params, self.grads = self.net.params, self.net.grads
         self._loss = temporal_softmax_loss(dim_average=True)
         self._dropout_key = None  # (CounterDropout, step, first_stream) of the last forward
+        self._dtop = None  # d(top layer output) (B, S, H) between output_loss and backward_layers
         self._initialise(np.random.default_rng(seed))
 
     def _initialise(self, rng):
@@ -79,6 +90,23 @@ class LanguageModel:
     def parameter_count(self):
         return int(sum(value.size for value in self.params.values()))
 
+    def set_recompute(self, setting, rows, steps):
+        """Set every recurrent layer's ``checkpoint_every`` from ``setting`` (see
+        ``TrainConfig.recompute``: 'off', 'on', 'auto' or a number of steps) for
+        windows of ``steps`` steps of ``rows`` streams; returns the value set (0,
+        'auto' or K).  'auto' decides from the bytes the layers' full path would
+        store for such a window (:func:`fastrnn.recompute.costs`)."""
+        if setting == "auto":
+            stored = sum(
+                recompute.costs("lstm" if self.is_lstm else "rnn", rows, cell.input_dim,
+                                cell.h_dim, self.dtype.itemsize, 1).full_step * steps
+                for cell in self.cells)
+            setting = "on" if stored > RECOMPUTE_ABOVE_BYTES else "off"
+        every = {"off": 0, "on": "auto"}.get(setting, setting)
+        for cell in self.cells:
+            cell.checkpoint_every = every
+        return every
+
     def zero_state(self, rows):
         """(h, c), each (L, rows, H) zeros: the state at the start of a stream."""
         shape = (self.num_layers, rows, self.hidden_size)
@@ -93,6 +121,12 @@ class LanguageModel:
         layers with the masks of training step ``step`` for streams first_stream to
         first_stream + B - 1; :meth:`backward` recomputes the same masks.
         """
+        return self.output.forward(self._hidden(x, h, c, dropout, step, first_stream))
+
+    def _hidden(self, x, h, c, dropout=None, step=0, first_stream=0, keep=True):
+        """The top layer's output (B, S, H) for tokens x int (B, S); h, c and dropout
+        as in :meth:`forward`.  ``keep=False`` (no backward to come) lets each layer's
+        forward state go as soon as the next layer has run."""
         activations = self.embedding.forward(x)
         active = dropout is not None and dropout.rate > 0.0
         self._dropout_key = (dropout, step, first_stream) if active else None
@@ -104,20 +138,85 @@ class LanguageModel:
                 c[layer] = cell.final_c
             else:
                 activations = cell.forward(activations, h[layer])
+            if not keep:
+                cell.meta = None
             h[layer] = activations[:, -1]
             if active and layer < self.num_layers - 1:
+                # In place, so the next layer's input is the only copy; backward
+                # regenerates the mask from its counter instead of storing it.
                 dropout.apply(activations, step, layer, first_stream)
-        return self.output.forward(activations)
+        if not keep:
+            self.embedding.meta = None
+        return activations
 
     def backward(self, dscores):
         """dscores (B, S, V) -> fills ``grads`` of every layer (the initial states get none)."""
-        dactivations = self.output.backward(dscores)
+        self._backward_hidden(self.output.backward(dscores))
+
+    def _backward_hidden(self, dactivations):
+        """d(top layer output) (B, S, H) -> fills the grads of every layer below the output."""
         for layer in reversed(range(self.num_layers)):
             if self._dropout_key is not None and layer < self.num_layers - 1:
                 dropout, step, first_stream = self._dropout_key
                 dropout.apply(dactivations, step, layer, first_stream)
             dactivations, _ = self.cells[layer].backward(dactivations)
         self.embedding.backward(dactivations)
+
+    def loss_and_gradients(self, x, targets, h, c, dropout=None, step=0, first_stream=0,
+                           rows=None):
+        """One training step's forward and backward: :meth:`output_loss` then
+        :meth:`backward_layers`.  Returns (sum over the B*S tokens of -log p(target),
+        correct argmax predictions)."""
+        result = self.output_loss(x, targets, h, c, dropout, step, first_stream, rows)
+        self.backward_layers()
+        return result
+
+    def output_loss(self, x, targets, h, c, dropout=None, step=0, first_stream=0, rows=None):
+        """The forward of a training step on tokens x int (B, S) predicting targets int
+        (B, S), with the output layer and the loss run over chunks of time steps
+        (:func:`~fastrnn.layer_utils.fc_softmax_loss`), so that the (B, S, V) scores
+        never exist; h, c and dropout as in :meth:`forward`.
+
+        Fills the output layer's ``grads`` with the gradient of the MEAN loss per token
+        (what :meth:`loss`, :meth:`loss_gradient` and :meth:`backward` give, up to the
+        order of sums) -- the mean over these B rows, or over ``rows`` when they are a
+        share of a batch of ``rows`` streams (a data-parallel process's: the shares'
+        gradients then sum to the batch's) -- and keeps d(top layer output) for
+        :meth:`backward_layers`.  Returns (sum over the B*S tokens of -log p(target),
+        correct argmax predictions).
+        """
+        B, S = targets.shape
+        rows = B if rows is None else rows
+        top = self._hidden(x, h, c, dropout, step, first_stream)
+        result = fc_softmax_loss(self.output, top, targets, 1.0 / (rows * S))
+        self.grads[self.output.w_name] = result.dw
+        self.grads[self.output.b_name] = result.db
+        self._dtop = result.dx
+        return result.loss * (rows * S), result.correct
+
+    def backward_layers(self):
+        """The backward of the recurrent layers and the embedding from the d(top layer
+        output) kept by :meth:`output_loss`: fills their ``grads``."""
+        dtop, self._dtop = self._dtop, None
+        self._backward_hidden(dtop)
+
+    def score(self, x, targets, h, c):
+        """(sum of -log p(target), correct argmax predictions) over tokens x int (B, S)
+        predicting targets int (B, S), without dropout or gradients and without the
+        (B, S, V) scores; h, c as in :meth:`forward`."""
+        # With no backward to come, the segmented forward costs no recomputation and
+        # stores only states: a long validation window (often more rows than the
+        # training batch) stays as small as training's.
+        settings = [cell.checkpoint_every for cell in self.cells]
+        try:
+            for cell in self.cells:
+                cell.checkpoint_every = "auto"
+            top = self._hidden(x, h, c, keep=False)
+        finally:
+            for cell, setting in zip(self.cells, settings):
+                cell.checkpoint_every = setting
+        result = fc_softmax_loss(self.output, top, targets, 1.0, gradients=False)
+        return result.loss, result.correct
 
     def loss(self, scores, targets, rows=None):
         """(sum over the B*S tokens of -log p(target), number of correct argmax predictions).

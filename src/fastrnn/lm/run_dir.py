@@ -15,9 +15,11 @@ it also records the token store a run of files trains on in ``"text"."store"``
 (its path, id dtype, ``max_vocab`` and ``on_bad_file``), and ``"text"."sha256"`` is
 then the store's fingerprint (its ids as stored) instead of that of the int64 ids;
 4 draws dropout masks from the counter-based generator (:mod:`fastrnn.dropout`)
-instead of a numpy Generator carried in the checkpoint: a run of an earlier version
-with dropout continues with the new masks (same distribution, other draws; a
-warning says so).
+instead of a numpy Generator carried in the checkpoint (a run of an earlier version
+with dropout continues with the new masks: same distribution, other draws; a
+warning says so), and records ``recompute`` (recomputation in time in the
+recurrent layers, see :class:`~fastrnn.lm.config.TrainConfig`; earlier runs
+stored every step: 'off').
 A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
 a run is always continued with its own recorded settings: a setting newer than
 the run's version takes the value that says what that version did (its ``before``,

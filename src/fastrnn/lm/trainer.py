@@ -145,6 +145,7 @@ class Trainer:
         self._agreed = (0.0, False)  # (rank 0's seconds, stop requested) of the last reduce
         self._session = (time.perf_counter, None)  # run()'s (clock, interrupt) while it runs
         self.state = TrainerState.fresh(model, self.config, len(self.streams))
+        model.set_recompute(self.config.recompute, len(self.streams), self.config.seq_len)
         # Masks keyed by (seed, step, layer, stream): no generator state to carry.
         self.dropout = CounterDropout(model.config.dropout, self.config.seed)
         self._tokens = None  # the (B, S + 1) buffer of the current window
@@ -176,16 +177,17 @@ class Trainer:
         state, model = self.state, self.model
         x, targets = self._window(window)
         start_h, start_c = state.h.copy(), state.c.copy()  # (L, B, H): cheap
-        scores = model.forward(x, state.h, state.c, self.dropout, state.global_step,
-                               self.streams.start)
-        loss_sum, correct = model.loss(scores, targets, self.config.batch_size)
+        # The scores are computed and consumed chunk by chunk: never (B, S, V).
+        loss_sum, correct = model.output_loss(x, targets, state.h, state.c, self.dropout,
+                                              state.global_step, self.streams.start,
+                                              self.config.batch_size)
         clock, interrupt = self._session  # rank 0's reading and the stop requests
         # Across processes: the sums of the loss, the correct predictions and the stop
         # requests, rank 0's clock (the others add 0.0) and the gradients.
         sums = self.group.sum_step(
             np.array([loss_sum, correct, bool(interrupt and interrupt.requested),
                       clock() if self.group.is_root else 0.0]),
-            lambda: model.backward(model.loss_gradient()), model.grads)
+            model.backward_layers, model.grads)
         loss_sum, correct = float(sums[0]), int(sums[1])
         self._agreed = (float(sums[3]), sums[2] > 0)
         norm = model.clip_gradients(self.config.clip)
@@ -210,9 +212,8 @@ class Trainer:
         model = copy.deepcopy(self.model)
         state = TrainerState.fresh(model, self.config, len(self.streams))
         x, targets = self._window(0)
-        model.loss(model.forward(x, state.h, state.c, self.dropout), targets,
-                   self.config.batch_size)
-        model.backward(model.loss_gradient())
+        model.loss_and_gradients(x, targets, state.h, state.c, self.dropout,
+                                 rows=self.config.batch_size)
         model.clip_gradients(self.config.clip)
         state.optimizer.step()
         S = self.config.seq_len
