@@ -2,12 +2,15 @@
 
     python asv_bench/long_window.py            # all three measurements (~3 minutes)
     python asv_bench/long_window.py --quick    # small sizes, to check the script runs
+    python asv_bench/long_window.py --ratio-only --repeats 7   # the time ratio alone
 
 One LSTM layer, D = 64, H = 256, float32, forward + backward with an upstream
 gradient on every h:
 
 1. T = 10,000, N = 8: time of ``checkpoint_every="auto"`` over the full path,
-   in interleaved repeats (median of each, and their ratio).
+   in interleaved repeats in one process (median of each, their ratio, the
+   ratio of the minima and of the CPU seconds).  ``--ratio-only`` stops there;
+   ``--checkpoint-every K`` times a given K instead of "auto".
 2. T = 100,000, N = 8, "auto": the peak RSS growth of the call beyond its
    inputs (x, h0, dh: allocated before) and outputs (h, dx, dh0, weight
    gradients), in a fresh process.
@@ -81,8 +84,12 @@ def in_subprocess(N, T, setting):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def time_ratio(N, T, repeats):
-    """Median seconds of forward + backward, full path and "auto", timed in turn."""
+def time_ratio(N, T, repeats, setting="auto"):
+    """Seconds of forward + backward, full path and ``setting`` (checkpoint_every),
+    timed in turn in one process: medians and their ratio, the ratio of the
+    minima, and the ratio of the medians of the process's CPU seconds (less
+    sensitive than wall time to other processes taking the cores; with threads
+    it also counts their waiting)."""
     from fastrnn.layer_utils import LSTM
 
     rng = np.random.default_rng(0)
@@ -90,27 +97,43 @@ def time_ratio(N, T, repeats):
     h0 = np.zeros((N, H), np.float32)
     dh = rng.standard_normal((N, T, H), dtype=np.float32)
     layer = LSTM(D, H, init_scale=0.05, dtype=np.float32)
-    times = {0: [], "auto": []}
+    times = {0: [], setting: []}
+    cpu = {0: [], setting: []}
     for round_ in range(repeats + 1):
-        for setting in times:
-            layer.checkpoint_every = setting
-            start = time.perf_counter()
+        for each in times:
+            layer.checkpoint_every = each
+            start, cpu_start = time.perf_counter(), time.process_time()
             layer.forward(x, h0)
+            if each:
+                strides = list(layer.meta.schedule.strides)
             layer.backward(dh)
             if round_:  # round 0 compiles / loads and fills the buffers
-                times[setting].append(time.perf_counter() - start)
-    full, auto = (statistics.median(times[s]) for s in times)
-    return dict(N=N, T=T, full_s=round(full, 3), auto_s=round(auto, 3),
-                ratio=round(auto / full, 3), repeats=repeats)
+                times[each].append(time.perf_counter() - start)
+                cpu[each].append(time.process_time() - cpu_start)
+    full, other = (statistics.median(times[s]) for s in times)
+    cpu_full, cpu_other = (statistics.median(cpu[s]) for s in cpu)
+    return dict(N=N, T=T, setting=setting, strides=strides, full_s=round(full, 3),
+                segmented_s=round(other, 3), ratio=round(other / full, 3),
+                ratio_of_minima=round(min(times[setting]) / min(times[0]), 3),
+                cpu_ratio=round(cpu_other / cpu_full, 3), repeats=repeats)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--ratio-only", action="store_true",
+                        help="only the time ratio at T = 10,000 (~1 minute on a quiet machine)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternations of the time ratio")
+    parser.add_argument("--checkpoint-every", default="auto",
+                        help='the setting timed against the full path: "auto" or a K')
     args = parser.parse_args(argv)
     scale = 100 if args.quick else 1
-    print(json.dumps(dict(what="time ratio auto / full", load=load(),
-                          **time_ratio(8, 10_000 // scale, 2 if args.quick else 5))), flush=True)
+    setting = "auto" if args.checkpoint_every == "auto" else int(args.checkpoint_every)
+    print(json.dumps(dict(what="time ratio segmented / full", load=load(),
+                          **time_ratio(8, 10_000 // scale, 2 if args.quick else args.repeats,
+                                       setting))), flush=True)
+    if args.ratio_only:
+        return
     print(json.dumps(dict(what="memory", load=load(), **in_subprocess(8, 100_000 // scale,
                                                                       "auto"))), flush=True)
     print(json.dumps(dict(what="a million steps", load=load(),

@@ -25,7 +25,7 @@ from fastrnn import recompute
 from fastrnn.kernels.dispatch import StepForm, force_form, runs
 from fastrnn.layer_utils import LSTM, VanillaRNN
 
-from test_layers_vs_reference import make_recurrent
+from test_layers_vs_reference import assert_matches, make_recurrent, reference_sequence
 
 K = 6  # even, as "auto" makes it: see recompute.SegmentedState
 STEPS = [1, K - 1, K, K + 1, 7 * K + 3]
@@ -126,6 +126,28 @@ def test_nested_schedules_give_the_full_paths_results(cell_type, strides, monkey
         assert_same_as_full_path(layer, N, T, np.float64, "auto")
 
 
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm"])
+def test_segments_match_the_numpy_reference(cell_type, monkeypatch):
+    """The segmented kernels against tests/reference.py itself (not only against
+    the full path): two levels, 3 blocks over N = 7 rows, a short last piece."""
+    monkeypatch.setattr(recompute, "plan",
+                        lambda T, setting, budget, costs: recompute.Schedule((12, 4), 0))
+    force_blocks(monkeypatch, 3)
+    layer = make_recurrent(cell_type, 5, 7, np.float64, 0.5)
+    layer.checkpoint_every = "auto"
+    rng = np.random.default_rng(1)
+    x, h0, dh = (rng.standard_normal(shape) for shape in [(7, 29, 5), (7, 7), (7, 29, 7)])
+    h = layer.forward(x, h0)
+    assert isinstance(layer.meta, recompute.SegmentedState)
+    dx, dh0 = layer.backward(dh)
+    h_ref, grads_ref = reference_sequence(cell_type, x, h0, dh, *(
+        layer.params[k] for k in (layer.wx_name, layer.wh_name, layer.b_name)))
+    assert_matches(h, h_ref, np.float64, "h")
+    grads = (dx, dh0, *(layer.grads[k] for k in (layer.wx_name, layer.wh_name, layer.b_name)))
+    for name, a, b in zip(("dx", "dh0", "dWx", "dWh", "db"), grads, grads_ref):
+        assert_matches(a, b, np.float64, name)
+
+
 def test_the_layer_reuses_its_workspace_and_the_results_stay_exact():
     """A second call of the same sizes takes the workspace the first backward
     left (no new buffers a call), with the same results; a backward without a
@@ -152,9 +174,10 @@ def test_auto_takes_even_steps_near_the_square_root_or_pieces_of_16_mib():
     small = recompute.costs("rnn", 1, 2, 3, 8, 1)  # 120 bytes a step
     assert recompute.auto_steps(100, small) == 139_810  # 16 MiB // 120, even
     assert recompute.plan(5, "auto", None, small).strides == (5,)  # at most T
-    c = recompute.costs("lstm", 8, 64, 256, 4, 2)  # 71,680 bytes a step
+    c = recompute.costs("lstm", 8, 64, 256, 4, 2)  # 59,392 bytes a step
+    assert c.piece_step == 8 * (64 + 7 * 256) * 4
     assert recompute.auto_steps(100_000, c) == 318
-    assert recompute.auto_steps(10_000, c) == 234  # 16 MiB // 71,680 = 234 > 100
+    assert recompute.auto_steps(10_000, c) == 282  # 16 MiB // 59,392 = 282 > 100
     assert recompute.plan(100_000, "auto", None, c).strides == (318,)
     assert recompute.plan(5, 50, None, c).strides == (5,)  # K > T: one segment
     assert recompute.plan(5, 0, None, c).strides == ()
@@ -267,7 +290,7 @@ before = status("VmRSS")
 assert status("VmHWM") <= before + 2 ** 20, "the peak was not reset"
 h = layer.forward(x, h0)
 work = layer.meta.work
-largest = max(a.nbytes for a in [*work[:9], *work.grads, *work.stored])
+largest = max(a.nbytes for a in work.arrays())
 dx, dh0 = layer.backward(dh)
 peak = status("VmHWM")
 outputs = sum(a.nbytes for a in [h, dx, dh0, *layer.grads.values()])
@@ -277,11 +300,13 @@ print(json.dumps(dict(growth=peak - before - outputs, largest=largest, bytes_of_
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_memory_beyond_inputs_and_outputs_stays_bounded():
-    """LSTM N = 8, D = 64, H = 256 float32, T = 20,000 with "auto", in a fresh
+    """LSTM N = 8, D = 64, H = 256 float32, T = 30,000 with "auto", in a fresh
     process: the peak RSS growth of forward + backward less the outputs' bytes
-    stays under 64 MiB (the full path needs T N (2D + 7H) 4 bytes = 1.2 GB
-    more), and no buffer of the workspace is anywhere near T-sized."""
-    T = 20_000
+    stays under 64 MiB (the full path needs T N (2D + 7H) 4 bytes = 1.8 GB
+    more), and no buffer of the workspace is anywhere near T-sized (the
+    largest, a piece's gates, K N 4H values with K = 282 here, under a
+    twentieth of h's T N H)."""
+    T = 30_000
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(T=T)],
                             capture_output=True, text=True, env=env, timeout=600)

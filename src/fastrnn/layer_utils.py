@@ -307,7 +307,7 @@ class LSTM(_RecurrentLayer):
     After ``forward``, ``final_c`` holds the last cell state c_T (N, H).
     ``checkpoint_every``, ``memory_budget``: long sequences in bounded memory,
     see :mod:`fastrnn.recompute` (one level of K steps: 1 extra forward,
-    memory K N (3D + 8H) + 2 ceil(T / K) N H values).
+    memory K N (D + 7H) + 2 ceil(T / K) N H values).
     """
 
     gates_per_unit = 4

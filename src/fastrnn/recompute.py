@@ -6,33 +6,42 @@
 The full path of a recurrent layer keeps every step's activations for its
 backward: O(T) memory, ~61 KB a step for an LSTM at N = 8, H = 256 float32
 (6 GB at T = 100,000).  A layer with ``checkpoint_every`` (or
-``memory_budget``) runs its forward segment by segment instead, with the same
-kernels on segment-sized buffers, and keeps only the recurrent state (h, and c
-for an LSTM) at segment boundaries.  Its backward goes through the segments
-newest first: it recomputes a segment's activations from its stored state into
-the same buffers, then runs the backward kernel on them, carrying the
-gradient on the state across the boundary.
+``memory_budget``) keeps only the recurrent state (h, and c for an LSTM) at
+the boundaries of pieces of K steps.  Its backward goes through the pieces
+newest first: it recomputes a piece's activations from its stored state into
+piece-sized buffers, then backpropagates through them, carrying the gradient
+on the state across the boundary.
+
+The LSTM runs this in two kernel calls (``kernels.lstm``): a forward that
+stores no activations at all (the state in two alternating rows; h is written
+to the output, the boundary states to ``stored``), and a backward that
+recomputes and backpropagates every piece in turn.  Each chunk of batch rows
+runs all its pieces on its own thread, so neither call pays per piece for
+waking threads, packing the weights or Python, and the weight gradients are
+summed per chunk inside the kernel.  The tanh RNN calls its full-path kernels
+once per piece (``rnn_forward``, ``rnn_backward``) on buffers it reuses.
 
 Schedule: ``strides = (K_1, ..., K_L)``, each a multiple of the next.  The
 forward stores the state every K_1 steps.  In backward, each K_1-segment is
 recomputed storing its state every K_2 steps, each K_2-segment every K_3
 steps, and so on down to K_L-step pieces, which are recomputed into the
 buffers and backpropagated.  One level (``checkpoint_every=K``: strides (K,))
-costs one extra forward; L levels cost L extra forwards (the newest piece,
-still in the buffers after the forward, is not recomputed).  A forward is
-~41% of forward + backward, so one level costs at most ~1.4x the time.
+costs one extra forward; L levels cost L extra forwards.  A forward is ~41%
+of forward + backward, so one level costs ~1.4x the time, less what the
+storing forward and the backward of the full path lose to their T-sized
+buffers (docs/long_windows.md).
 
 Memory beyond inputs and outputs, in values (``costs``; N rows, D inputs, H
 units, G = H or 4H, R the values of one state: N H, or 2 N H for an LSTM)::
 
     full path        T N (2D + 2H)  (tanh RNN)   T N (2D + 7H)  (LSTM)
-    a piece of K_L   K_L N (3D + 3H)             K_L N (3D + 8H)
+    a piece of K_L   K_L N (3D + 3H)             K_L N (D + 7H)
     stored states    R (ceil(T / K_1) + K_1 / K_2 + ... + K_{L-1} / K_L)
 
 plus a fixed part of a few copies of the weights.  ``"auto"`` takes one
 level with K = ceil(sqrt(T)), or more where a piece would hold less than 16
 MiB (``AUTO_MIN_PIECE_BYTES``), made even (at T = 100,000, N = 8, D = 64,
-H = 256 float32 LSTM: K = 318, 23 MB of pieces, 5 MB of states).  A
+H = 256 float32 LSTM: K = 318, 19 MB of pieces, 5 MB of states).  A
 ``memory_budget`` takes the schedule with the fewest levels that fits it, the
 full path (no recomputation) first, and raises a ValueError naming the least
 memory when none fits.
@@ -40,7 +49,7 @@ memory when none fits.
 Exactness: the pieces run the forms and the block count the full path would
 choose for the whole T, and their GEMMs see rows as the full path's do (see
 :class:`SegmentedState`), so every step does the same arithmetic as there: h,
-dx and dh0 equal the full path's bitwise (with an even K); the weight
+dx, dh0 and c_T equal the full path's bitwise (with an even K); the weight
 gradients are sums of the pieces' sums (~1e-15 relative apart in float64).
 """
 
@@ -52,7 +61,7 @@ import numpy as np
 
 from . import _checks
 from .kernels.dispatch import choose_form
-from .kernels.lstm import lstm_backward, lstm_forward
+from .kernels.lstm import lstm_forward_states, lstm_recompute_backward
 from .kernels.vanilla import rnn_backward, rnn_forward
 
 __all__ = ["Schedule", "plan", "costs", "segments", "SegmentedState", "checkpoint_setting",
@@ -125,10 +134,16 @@ def costs(cell, N, D, H, itemsize, blocks):
     """:class:`Costs` of a ``cell`` ("rnn", "lstm") layer of N rows in ``blocks`` blocks."""
     lstm = cell == "lstm"
     G = 4 * H if lstm else H
+    chunks = min(blocks, N)
+    if lstm:  # x_tm, gates, c, tanh_c, h; copies and packings of the weights, and
+        # per chunk a partial sum and a piece's scratch of the weight gradients
+        piece_step, fixed = N * (D + 7 * H), (2 * chunks + 4) * (D + H + 1) * G
+    else:  # x_tm, h, grad_pre, x_piece, h_piece; weight copies, the kernels' partials
+        piece_step, fixed = N * (3 * D + 3 * H), (blocks + 3) * (D + H + 1) * G
     return Costs(full_step=N * (2 * D + (7 if lstm else 2) * H) * itemsize,
-                 piece_step=N * (3 * D + (8 if lstm else 3) * H) * itemsize,
+                 piece_step=piece_step * itemsize,
                  state=(2 if lstm else 1) * N * H * itemsize,
-                 fixed=(blocks + 3) * (D + H + 1) * G * itemsize)
+                 fixed=fixed * itemsize)
 
 
 class Schedule(NamedTuple):
@@ -144,10 +159,11 @@ class Schedule(NamedTuple):
         return len(self.strides)
 
 
-# "auto" makes a piece's buffers at least this large: each kernel call has
-# costs of its own (waking the threads, packing the weights), which pieces of
-# ~100 steps at N = 8, H = 256 did not amortise (1.49x the full path's time at
-# T = 10,000 against 1.05x with 400 steps, on a loaded 2-core host).
+# "auto" makes a piece's buffers at least this large: each piece costs
+# something whatever its length (the tanh RNN's kernel calls wake the threads
+# and pack the weights; the LSTM adds each piece's weight gradients, (D + H + 1)
+# 4H values, into its chunk's sums), which pieces of sqrt(T) steps at T = 10,000,
+# N = 8, H = 256 did not amortise (docs/long_windows.md#measured).
 AUTO_MIN_PIECE_BYTES = 16 * 2 ** 20
 
 
@@ -235,38 +251,43 @@ class _Workspace(NamedTuple):
     """Flat buffers of one call, sized for pieces of K steps, reused by every piece
     (and by the next call of the same sizes, see ``_RecurrentLayer._spare``)."""
 
-    x_tm: np.ndarray      # (K N D,) the kernels' chunk-major input
+    x_tm: np.ndarray      # (K N D,) the kernels' chunk-major input (LSTM: then dx)
     h: np.ndarray         # ((K + 1) N H,) hidden states
     gates: np.ndarray     # (K N 4H,) LSTM gates; tanh RNN: grad_pre (K N H,)
     c: np.ndarray         # ((K + 1) N H,) LSTM cell states (empty for a tanh RNN)
     tanh_c: np.ndarray    # (K N H,) LSTM tanh(c) (empty for a tanh RNN)
-    x_piece: np.ndarray   # (N K D,) a piece of x, batch-major; then its dx
-    h_piece: np.ndarray   # (N K H,) a piece's h output; then its dh
+    x_piece: np.ndarray   # (N K D,) tanh RNN: a piece of x, batch-major; then its dx
+    h_piece: np.ndarray   # (N K H,) tanh RNN: a piece's h output; then its dh
     state: np.ndarray     # (4, N, H): h and c of the running piece, dh and dc carried
-    c_out: np.ndarray     # (N, H) a kernel's c_last / dc0
-    grads: tuple          # scratch dWx (D, G), dWh (H, G), db (G,) of one piece
+    grads: tuple          # tanh RNN: scratch dWx (D, G), dWh (H, G), db (G,) of one piece
     stored: tuple         # per level: states (count, S, N, H), S = 1 or 2 (h, c)
+
+    def arrays(self):
+        """Every buffer, in order."""
+        return list(self[:-2]) + list(self.grads) + list(self.stored)
 
     @property
     def sizes(self):
-        return tuple(a.shape for a in self[:-2]) + tuple(a.shape for a in self.grads) + \
-            tuple(a.shape for a in self.stored)
+        return tuple(a.shape for a in self.arrays())
 
 
 def _workspace(lstm, N, D, H, dtype, K, counts, spare):
     """The :class:`_Workspace` for pieces of at most K steps and ``counts`` stored
-    states per level: ``spare`` when it has those sizes, else new."""
+    states per level: ``spare`` when it has those sizes, else new.  (The LSTM's
+    kernels run all pieces in one call each and need no buffers of their own
+    outside the kernels; the tanh RNN's run a piece a call.)"""
     G = 4 * H if lstm else H
     S = 2 if lstm else 1
+    rnn = 0 if lstm else 1
     shapes = ((K * N * D,), ((K + 1) * N * H,), (K * N * G,),
               (((K + 1) * N * H) if lstm else 0,), ((K * N * H) if lstm else 0,),
-              (N * K * D,), (N * K * H,), (4, N, H), (N, H),
-              (D, G), (H, G), (G,)) + tuple((n, S, N, H) for n in counts)
+              (rnn * N * K * D,), (rnn * N * K * H,), (4, N, H),
+              (rnn * D, G), (rnn * H, G), (rnn * G,)) + tuple((n, S, N, H) for n in counts)
     if (isinstance(spare, _Workspace) and spare.x_tm.dtype == dtype
             and spare.sizes == shapes):
         return spare
     arrays = [np.empty(shape, dtype) for shape in shapes]
-    return _Workspace(*arrays[:9], tuple(arrays[9:12]), tuple(arrays[12:]))
+    return _Workspace(*arrays[:8], tuple(arrays[8:11]), tuple(arrays[11:]))
 
 
 def _cuts(T, K, blocks, N):
@@ -308,6 +329,7 @@ class SegmentedState:
         self.blocks = min(blocks, N)
         K = schedule.strides[-1]
         self.cuts = _cuts(T, K, blocks, N)
+        self.cut_steps = np.array(self.cuts, dtype=np.int64)
         longest = max(b - a for a, b in zip(self.cuts, self.cuts[1:]))
         # Pieces between stored states, per level (the last level: 1).
         self.groups = tuple(stride // K for stride in schedule.strides)
@@ -321,6 +343,7 @@ class SegmentedState:
         self.form = int(choose_form(cell, "forward", wx.dtype, H, T))
         self.backward_form = int(choose_form(cell, "backward", wx.dtype, H, T, self.form))
         self.work = _workspace(self.lstm, N, D, H, wx.dtype, longest, counts, spare)
+        self.no_h = np.empty((N, 0, H), wx.dtype)  # h_out of a forward that writes no h
         self.resident = None  # the piece whose activations fill the buffers
         self.work.state[0] = h0
         if self.lstm:
@@ -331,8 +354,11 @@ class SegmentedState:
         (N, H) or None for a tanh RNN)."""
         N, T, _ = self.x.shape
         h = np.empty((N, T, self.h0.shape[1]), dtype=self.wx.dtype)
+        if self.lstm:
+            self._states_forward(0, len(self.cuts) - 1, 0, h)
+            return h, self.work.state[1].copy()
         self._forward(0, len(self.cuts) - 1, None, 0, h)
-        return h, (self.work.state[1].copy() if self.lstm else None)
+        return h, None
 
     def backward(self, dh):
         """dh (N, T, H), checked -> (dx (N, T, D), dh0 (N, H), dc0 (N, H) or None,
@@ -344,31 +370,64 @@ class SegmentedState:
         grads = (np.empty((D, G), dtype), np.empty((self.h0.shape[1], G), dtype),
                  np.empty(G, dtype))
         self.work.state[2:] = 0.0  # no gradient reaches h_T, c_T from later steps
-        self._first = True
-        self._backward(0, 0, len(self.cuts) - 1, dh, dx, grads)
+        if self.lstm:
+            for grad in grads:
+                grad[...] = 0.0  # the kernel adds each piece's sums
+            self._lstm_backward(0, 0, len(self.cuts) - 1, dh, dx, grads)
+        else:
+            self._first = True
+            self._backward(0, 0, len(self.cuts) - 1, dh, dx, grads)
         dc0 = self.work.state[3].copy() if self.lstm else None
         return (dx, self.work.state[2].copy(), dc0) + grads
 
+    def _states_forward(self, i, j, level, h_out):
+        """LSTM: one ``lstm_forward_states`` call over pieces [i, j) from the
+        state in ``work.state[:2]`` (left there at step cuts[j]), storing it every
+        ``groups[level]`` pieces in ``work.stored[level]``; h written into h_out
+        (N, T, H), or nowhere if it is ``self.no_h``."""
+        w = self.work
+        lstm_forward_states(self.x, self.cut_steps[i:j + 1], w.state[:2], self.wx, self.wh,
+                            self.b, w.x_tm, w.gates, h_out, w.stored[level], self.groups[level],
+                            self.form, self.blocks)
+
+    def _lstm_backward(self, level, i, j, dh, dx, grads):
+        """LSTM: backward over pieces [i, j), whose states every ``groups[level]``
+        pieces are in ``work.stored[level]``: at the last level (a state per
+        piece) one ``lstm_recompute_backward`` call; above it, the groups newest
+        first, each recomputed storing the next level's states, then recursed into."""
+        w = self.work
+        if level + 1 == len(self.groups):
+            lstm_recompute_backward(self.x, dh, self.cut_steps[i:j + 1], w.stored[level],
+                                    self.wx, self.wh, self.b, w.x_tm, w.gates, w.c, w.tanh_c,
+                                    w.h, w.state[2:], dx, *grads, self.form, self.backward_form,
+                                    self.blocks)
+            return
+        group = self.groups[level]
+        for k in range(-(-(j - i) // group) - 1, -1, -1):
+            a, b = i + k * group, min(i + (k + 1) * group, j)
+            w.state[:2] = w.stored[level][k]
+            self._states_forward(a, b, level + 1, self.no_h)
+            self._lstm_backward(level + 1, a, b, dh, dx, grads)
+
     def _forward(self, i, j, start, level, h_out=None):
-        """Forward over pieces [i, j), from the state ``start`` ((S, N, H) with S =
-        1 or 2: h, c; None: the one in ``work.state``), storing the state every
+        """tanh RNN: forward over pieces [i, j), a kernel call each, from the state
+        ``start`` ((1, N, H); None: the one in ``work.state``), storing the state every
         ``groups[level]`` pieces in ``work.stored[level]`` (``level`` None:
         nothing stored); writes h into h_out when given.  Leaves the last
         piece's activations in the buffers."""
         work, cuts = self.work, self.cuts
-        S = 2 if self.lstm else 1
         if start is not None:
-            work.state[:S] = start
+            work.state[:1] = start
         for p in range(i, j):
             if level is not None and (p - i) % self.groups[level] == 0:
-                work.stored[level][(p - i) // self.groups[level]] = work.state[:S]
+                work.stored[level][(p - i) // self.groups[level]] = work.state[:1]
             h_piece = self._piece_forward(cuts[p], cuts[p + 1])
             if h_out is not None:
                 h_out[:, cuts[p]:cuts[p + 1]] = h_piece
         self.resident = j - 1
 
     def _backward(self, level, i, j, dh, dx, grads):
-        """Backward over pieces [i, j), whose states every ``groups[level]`` pieces
+        """tanh RNN: backward over pieces [i, j), whose states every ``groups[level]`` pieces
         are in ``work.stored[level]``: those groups newest first, each recomputed
         (storing states for the next level, or at the last level into the
         buffers) and backpropagated."""
@@ -402,13 +461,8 @@ class SegmentedState:
         w, L = self.work, u - t
         (x_tm, gates, c, tanh_c, h), x_piece, h_piece = self._views(L)
         x_piece[...] = self.x[:, t:u]
-        if self.lstm:
-            lstm_forward(x_piece, x_tm, w.state[0], w.state[1], self.wx, self.wh, self.b, gates,
-                         c, tanh_c, h, h_piece, w.c_out, self.form, self.blocks)
-            w.state[1] = w.c_out
-        else:
-            rnn_forward(x_piece, x_tm, w.state[0], self.wx, self.wh, self.b, h, h_piece,
-                        self.form, self.blocks)
+        rnn_forward(x_piece, x_tm, w.state[0], self.wx, self.wh, self.b, h, h_piece, self.form,
+                    self.blocks)
         w.state[0] = h_piece[:, L - 1]
         return h_piece
 
@@ -423,16 +477,11 @@ class SegmentedState:
         # 0 from a piece's own end): the same sum, so dx and dh0 stay bitwise.
         dh_piece[:, L - 1] += w.state[2]
         out = grads if self._first else w.grads
-        if self.lstm:
-            lstm_backward(dh_piece, w.state[3], x_tm, self.wx, self.wh, gates, c, tanh_c, h,
-                          dx_piece, w.state[2], w.c_out, *out, self.backward_form, self.blocks)
-            w.state[3] = w.c_out
-        else:
-            rnn_backward(dh_piece, x_tm, self.wx, self.wh, h, gates, dx_piece, w.state[2], *out,
-                         self.backward_form, self.blocks)
+        rnn_backward(dh_piece, x_tm, self.wx, self.wh, h, gates, dx_piece, w.state[2], *out,
+                     self.backward_form, self.blocks)
         if not self._first:
             for total, part in zip(grads, w.grads):
                 total += part
         self._first = False
-        self.resident = None  # the LSTM backward overwrote the gates
+        self.resident = None  # (a piece is backpropagated once)
         dx[:, t:u] = dx_piece

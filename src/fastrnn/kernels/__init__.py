@@ -5,7 +5,8 @@ check every shape, dtype and index first: compiled code does no bounds checks).
 - ``_jit``: the compile options, and the serial + parallel builds of chunked kernels.
 - ``activations``: vectorisable exp / sigmoid / tanh used by the gate passes.
 - ``lstm``, ``vanilla``: a whole forward (input projection + time loop) in one call,
-  and the backward time loop.
+  and the backward time loop; ``lstm`` also the forward that stores only states and
+  the recomputing backward of checkpointing in time (``fastrnn.recompute``).
 - ``blocked``: GEMMs in row blocks: the weight gradients after a backward loop and
   the linear layer.
 - ``packed``: the per-step recurrent GEMM on weights packed once per sequence, a

@@ -27,10 +27,11 @@ from numba import prange
 
 from ._jit import kernel, serial_and_parallel
 from .activations import float_like, sigmoid, tanh
-from .blocked import (backward_weights, block_index, chunk_bounds, chunk_step_weights,
-                      chunk_view, chunking, copy_row, per_thread_copies, project_input_block,
-                      shared_step_weights, step_out_columns, step_product, sum_weight_gradients,
-                      tiled, weight_gradient_block, weight_gradient_parts)
+from .blocked import (add_column_sums, add_partials, backward_weights, block_index,
+                      chunk_bounds, chunk_step_weights, chunk_view, chunking, copy_row,
+                      per_thread_copies, project_input_block, shared_step_weights,
+                      step_out_columns, step_product, sum_weight_gradients, tiled,
+                      transposed_copy, weight_gradient_block, weight_gradient_parts)
 
 
 @serial_and_parallel
@@ -229,3 +230,191 @@ def _gate_grad_pass(a, c_prev, tanh_c, dh_t, dh_next, dc_next):
         a[H + j] = dc_j * c_prev[j] * f_gate * (one - f_gate)
         a[2 * H + j] = dh_j * tanh_c[j] * o_gate * (one - o_gate)
         a[3 * H + j] = dc_j * i_gate * (one - g_gate * g_gate)
+
+
+# Checkpointing in time (fastrnn.recompute): a forward that keeps only states at
+# piece boundaries, and a backward that recomputes each piece from its stored
+# state and backpropagates through it, each one call over many pieces.  A chunk's
+# thread runs all the pieces of its batch rows without waiting for the others
+# (rows never interact), so a call is one parallel region and one packing of the
+# weights however many pieces it covers, and no piece's buffers leave the kernel.
+# A piece's input projection is one GEMM over its rows (``_project_piece``), as
+# the full path's is over a chunk's, and its steps do the full path's arithmetic.
+
+
+@kernel(inline="always")
+def _project_piece(x, t0, L, lo, x_p, gates_p, wx):
+    """Steps [t0, t0 + L) of x (N, T, D), rows [lo, lo + R), into x_p[:L] (K, R, D)
+    time-major, and their projection x Wx into gates_p[:L] (K, R, 4H), one GEMM."""
+    R, D = x_p.shape[1], x_p.shape[2]
+    for t in range(L):
+        for r in range(R):
+            copy_row(x[lo + r, t0 + t], x_p[t, r])
+    np.dot(x_p[:L].reshape(L * R, D), wx, gates_p[:L].reshape(L * R, gates_p.shape[2]))
+
+
+@serial_and_parallel
+def lstm_forward_states(x, cuts, state, wx, wh, b, x_tm, gates, h_out, stored, store_every,
+                        form, n_blocks):
+    """Run an LSTM over steps [cuts[0], cuts[-1]) of x (N, T, D), keeping no
+    activations: piece by piece, piece k the steps [cuts[k], cuts[k + 1]).
+
+    state (2, N, H): h and c before cuts[0] on entry, after cuts[-1] on exit.
+    stored (M, 2, N, H): the state before piece k is written to
+    stored[k // store_every] for every k that is a multiple of ``store_every``.
+    h_out (N, T, H): h_t written at its step t; an (N, 0, H) array: not written.
+    x_tm (K * N * D,), gates (K * N * 4H,): work space, chunk-major for pieces of
+    at most K steps.  ``form`` as in ``lstm_forward``; ``n_blocks`` <= N.
+    """
+    n_chunks = min(n_blocks, x.shape[0])
+    own = per_thread_copies(wh)
+    wh_blas, wh_panels = shared_step_weights(wh, own, form, False)
+    for p in prange(n_chunks):
+        _forward_states_chunk(block_index(p), n_chunks, x, cuts, state, wx, wh, own, wh_blas,
+                              wh_panels, b, x_tm, gates, h_out, stored, store_every, form)
+
+
+@kernel
+def _forward_states_chunk(p, n_chunks, x, cuts, state, wx, wh, own, shared_wh,
+                          shared_wh_panels, b, x_tm, gates, h_out, stored, store_every, form):
+    """Chunk p's rows of ``lstm_forward_states`` (same arguments): the state in
+    two alternating (R, H) rows, tanh(c) in one."""
+    wh_blas, wh_panels = chunk_step_weights(wh, own, shared_wh, shared_wh_panels, form, False)
+    N, _, D = x.shape
+    H = wh.shape[0]
+    G = 4 * H
+    K = gates.shape[0] // (N * G)
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
+    x_p = chunk_view(x_tm, K, N, p, n_chunks, D)
+    gates_p = chunk_view(gates, K, N, p, n_chunks, G)
+    h_ring = np.empty((2, R, H), dtype=gates.dtype)
+    c_ring = np.empty((2, R, H), dtype=gates.dtype)
+    tanh_row = np.empty((R, H), dtype=gates.dtype)
+    for r in range(R):
+        copy_row(state[0, lo + r], h_ring[0, r])
+        copy_row(state[1, lo + r], c_ring[0, r])
+    recurrent = np.empty((R, G), dtype=gates.dtype)
+    bias, scale = tiled_bias_and_scale(b, R)
+    write_h = h_out.shape[1] > 0
+    s = 0  # the ring row holding the current state
+    for k in range(cuts.shape[0] - 1):
+        if k % store_every == 0:
+            for r in range(R):
+                copy_row(h_ring[s, r], stored[k // store_every, 0, lo + r])
+                copy_row(c_ring[s, r], stored[k // store_every, 1, lo + r])
+        t0 = cuts[k]
+        L = cuts[k + 1] - t0
+        _project_piece(x, t0, L, lo, x_p, gates_p, wx)
+        for t in range(L):
+            step_product(h_ring[s], wh_blas, wh_panels, recurrent, form)
+            gate_block(gates_p[t], recurrent, bias, scale, c_ring[s], c_ring[1 - s], tanh_row,
+                       h_ring[1 - s])
+            s = 1 - s
+            if write_h:
+                for r in range(R):
+                    copy_row(h_ring[s, r], h_out[lo + r, t0 + t])
+    for r in range(R):
+        copy_row(h_ring[s, r], state[0, lo + r])
+        copy_row(c_ring[s, r], state[1, lo + r])
+
+
+@serial_and_parallel
+def lstm_recompute_backward(x, dh, cuts, stored, wx, wh, b, x_tm, gates, c, tanh_c, h, carry, dx,
+                            dwx, dwh, db, form, backward_form, n_blocks):
+    """Backpropagate an LSTM through steps [cuts[0], cuts[-1]) piece by piece,
+    newest first, each piece's activations recomputed from its stored state.
+
+    x (N, T, D), dh (N, T, H): the input and the upstream gradient on every h_t;
+    stored (P, 2, N, H): h and c before piece k (steps [cuts[k], cuts[k + 1]))
+    at stored[k], for the P = len(cuts) - 1 pieces.  carry (2, N, H): the
+    gradient on h and c after cuts[-1] (from later steps) on entry, on the
+    state before cuts[0] on exit.  Writes dx (N, T, D) at the pieces' steps and
+    ADDS the weight gradients to dwx (D, 4H), dwh (H, 4H), db (4H,).
+    x_tm (K * N * D,), gates (K * N * 4H,), c, h ((K + 1) * N * H,), tanh_c
+    (K * N * H,): work space, chunk-major for pieces of at most K steps.
+    ``form`` and ``backward_form``: the step forms of the forward
+    (``lstm_forward``) and of the backward (``lstm_backward``); ``n_blocks`` <= N.
+    """
+    N, _, D = x.shape
+    H = wh.shape[0]
+    G = 4 * H
+    n_chunks = min(n_blocks, N)
+    own, wh_t, wh_t_panels, wx_t = backward_weights(wx, wh, backward_form)
+    wh_blas, wh_panels = shared_step_weights(wh, own, form, False)
+    # Each chunk adds its pieces' sums into a partial of its own, added to the
+    # outputs at the end (no two threads write the same memory).
+    dwx_parts = np.zeros((n_chunks, D, G), dtype=dwx.dtype)
+    dwh_parts = np.zeros((n_chunks, H, G), dtype=dwx.dtype)
+    db_parts = np.zeros((n_chunks, G), dtype=dwx.dtype)
+    for p in prange(n_chunks):
+        _recompute_backward_chunk(block_index(p), n_chunks, x, dh, cuts, stored, wx, wh, own,
+                                  wh_blas, wh_panels, wh_t, wh_t_panels, wx_t, b, x_tm, gates, c,
+                                  tanh_c, h, carry, dx, dwx_parts[p], dwh_parts[p], db_parts[p],
+                                  form, backward_form)
+    sum_weight_gradients(dwx_parts, dwh_parts, db_parts, dwx, dwh, db)
+
+
+@kernel
+def _recompute_backward_chunk(p, n_chunks, x, dh, cuts, stored, wx, wh, own, shared_wh,
+                              shared_wh_panels, shared_wh_t, shared_wh_t_panels, shared_wx_t, b,
+                              x_tm, gates, c, tanh_c, h, carry, dx, dwx_part, dwh_part, db_part,
+                              form, backward_form):
+    """Chunk p's rows of ``lstm_recompute_backward`` (same arguments; its weight
+    gradients added to dwx_part, dwh_part, db_part)."""
+    wh_blas, wh_panels = chunk_step_weights(wh, own, shared_wh, shared_wh_panels, form, False)
+    wh_t, wh_t_panels = chunk_step_weights(wh, own, shared_wh_t, shared_wh_t_panels,
+                                           backward_form, True)
+    wx_t = transposed_copy(wx) if own else shared_wx_t
+    N, _, D = x.shape
+    H = wh.shape[0]
+    G = 4 * H
+    K = gates.shape[0] // (N * G)
+    lo, hi = chunk_bounds(p, n_chunks, N)
+    R = hi - lo
+    x_p = chunk_view(x_tm, K, N, p, n_chunks, D)
+    gates_p = chunk_view(gates, K, N, p, n_chunks, G)
+    c_p = chunk_view(c, K + 1, N, p, n_chunks, H)
+    h_p = chunk_view(h, K + 1, N, p, n_chunks, H)
+    tanh_p = chunk_view(tanh_c, K, N, p, n_chunks, H)
+    recurrent = np.empty((R, G), dtype=gates.dtype)
+    bias, scale = tiled_bias_and_scale(b, R)
+    # dh_next: step_product's out, of which the first H columns are used.
+    dh_next = np.zeros((R, step_out_columns(wh_t_panels, backward_form, H)), dtype=gates.dtype)
+    dc_next = np.empty((R, H), dtype=gates.dtype)
+    for r in range(R):
+        copy_row(carry[0, lo + r], dh_next[r, :H])
+        copy_row(carry[1, lo + r], dc_next[r])
+    dwx_piece = np.empty((D, G), dtype=gates.dtype)
+    dwh_piece = np.empty((H, G), dtype=gates.dtype)
+    for k in range(cuts.shape[0] - 2, -1, -1):
+        t0 = cuts[k]
+        L = cuts[k + 1] - t0
+        for r in range(R):
+            copy_row(stored[k, 0, lo + r], h_p[0, r])
+            copy_row(stored[k, 1, lo + r], c_p[0, r])
+        _project_piece(x, t0, L, lo, x_p, gates_p, wx)
+        for t in range(L):
+            step_product(h_p[t], wh_blas, wh_panels, recurrent, form)
+            gate_block(gates_p[t], recurrent, bias, scale, c_p[t], c_p[t + 1], tanh_p[t],
+                       h_p[t + 1])
+        for t in range(L - 1, -1, -1):
+            for r in range(R):
+                _gate_grad_pass(gates_p[t, r], c_p[t, r], tanh_p[t, r], dh[lo + r, t0 + t],
+                                dh_next[r], dc_next[r])
+            step_product(gates_p[t], wh_t, wh_t_panels, dh_next, backward_form)
+        rows = gates_p[:L].reshape(L * R, G)
+        x_rows = x_p[:L].reshape(L * R, D)
+        np.dot(x_rows.T, rows, dwx_piece)
+        np.dot(h_p[:L].reshape(L * R, H).T, rows, dwh_piece)
+        add_column_sums(rows, db_part)
+        add_partials(dwx_piece.reshape((1, D, G)), dwx_part)
+        add_partials(dwh_piece.reshape((1, H, G)), dwh_part)
+        np.dot(rows, wx_t, x_rows)  # dx, over the piece's input, no longer needed
+        for t in range(L):
+            for r in range(R):
+                copy_row(x_p[t, r], dx[lo + r, t0 + t])
+    for r in range(R):
+        copy_row(dh_next[r, :H], carry[0, lo + r])
+        copy_row(dc_next[r], carry[1, lo + r])
+
