@@ -36,6 +36,7 @@ _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
+_TRAIN_OPTIONS += ("lr_schedule", "warmup", "lr_floor")
 _STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not TextConfig's)
 _INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
                "or glob patterns ('books/**/*.txt')")
@@ -108,6 +109,16 @@ def build_parser():
                                f"[{_DEFAULTS['time_budget']:g} when --epochs is not given]")
     training.add_argument("--lr", type=_setting(lm.TrainConfig, "lr", float),
                           help="Adam learning rate " + _default("lr"))
+    training.add_argument("--lr-schedule", choices=lm.lr_schedule.LR_SCHEDULES,
+                          help="learning rate after the warmup: constant, or decaying to "
+                          "lr x --lr-floor at the last step (of the epochs, or estimated once "
+                          "from the time budget) " + _default("lr_schedule"))
+    training.add_argument("--warmup", type=_setting(lm.TrainConfig, "warmup", int),
+                          metavar="STEPS", help="steps of linear warmup to --lr "
+                          + _default("warmup"))
+    training.add_argument("--lr-floor", type=_setting(lm.TrainConfig, "lr_floor", float),
+                          metavar="FRACTION", help="the decay's end, as a fraction of --lr "
+                          + _default("lr_floor"))
     training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
     training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),
@@ -335,7 +346,7 @@ def _train(parser, args):
     if epochs is not None:
         limits.append(f"{epochs} epoch" + ("s" if epochs > 1 else ""))
     if time_budget is not None:
-        limits.append(f"{time_budget:g} s")
+        limits.append(f"{time_budget:g} s of training (counted from after compilation)")
     limit = " or ".join(limits)
     if not args.quiet:
         print(f"training on {corpus.describe()}: {len(corpus):,} {text_config.level} tokens, "

@@ -14,6 +14,7 @@ import re
 from .. import _checks
 from .._checks import is_int, is_number, require
 from ..text import get_tokenizer
+from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["TextConfig", "ModelConfig", "TrainConfig", "CELLS", "SCHEDULE", "parse_duration",
            "eval_schedule", "since"]
@@ -171,6 +172,9 @@ class TrainConfig(_Validated):
     not finite (each is skipped: no update, carried states restored).
     None of eval_every, checkpoint_every and max_nonfinite changes the parameters
     a run reaches (evaluation uses its own states and random generator).
+    lr_schedule, warmup, lr_floor: the learning rate of each step, see
+    :mod:`fastrnn.lm.lr_schedule` ('constant', 'cosine' or 'linear' after ``warmup``
+    steps rising to ``lr``, decaying to ``lr * lr_floor`` at the run's last step).
     """
 
     seq_len: int = 64
@@ -189,6 +193,10 @@ class TrainConfig(_Validated):
     # Versions 1-2 had no guard: a non-finite step reached the parameters.  The guard
     # changes no finite step, so those runs get it too (it only stops a run gone bad).
     max_nonfinite: int = since(3, before=5, default=5)
+    # Versions 1-3 trained at a constant rate.
+    lr_schedule: str = since(4, before="constant", default="constant")
+    warmup: int = since(4, before=0, default=0)
+    lr_floor: float = since(4, before=0.1, default=0.1)
 
     RULES = {
         "seq_len": (_positive_int, "an integer >= 1"),
@@ -208,6 +216,10 @@ class TrainConfig(_Validated):
                              "a duration such as '30s', '10m' or '1h' (or seconds > 0), "
                              "or None"),
         "max_nonfinite": (_positive_int, "an integer >= 1"),
+        "lr_schedule": (lambda v: v in LR_SCHEDULES, " or ".join(map(repr, LR_SCHEDULES))),
+        "warmup": (lambda v: is_int(v) and v >= 0, "a number of steps >= 0"),
+        "lr_floor": (lambda v: is_number(v) and 0.0 <= v <= 1.0,
+                     "a fraction of lr in [0, 1]"),
     }
 
     @property

@@ -13,7 +13,10 @@ checkpoint; 3 holds out validation blocks spread over the text, capped at
 ``checkpoint_every``) with a guard against non-finite steps (``max_nonfinite``);
 it also records the token store a run of files trains on in ``"text"."store"``
 (its path, id dtype, ``max_vocab`` and ``on_bad_file``), and ``"text"."sha256"`` is
-then the store's fingerprint (its ids as stored) instead of that of the int64 ids.
+then the store's fingerprint (its ids as stored) instead of that of the int64 ids;
+4 schedules the learning rate (``lr_schedule``, ``warmup``, ``lr_floor``) over a number
+of steps fixed once and kept in the trainer state (``schedule_steps``): runs of
+versions 1-3 resume at their constant rate.
 A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
 a run is always continued with its own recorded settings: a setting newer than
 the run's version takes the value that says what that version did (its ``before``,
@@ -36,7 +39,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Run", "RunDirectory", "load_run", "run_d
            "configs"]
 
 FORMAT = "fastrnn-run"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _VERSION_1_FORMAT = "fastrnn-run-1"  # version 1 named its version in the format string
 
 CONFIG_FILE = "config.json"
