@@ -424,3 +424,23 @@ def test_train_vs_torch_end_to_end(tmp_path, capsys):
     assert rows[0] == "side,budget,repeat,seconds,step,val_loss"
     assert len(rows) == 1 + sum(len(run["curve"]) for run in document["runs"])
     assert (tmp_path / "out" / "rhyme.png").stat().st_size > 0
+
+
+def test_step_profile_times_every_phase_of_a_step():
+    """``step_profile.py`` runs a training step's calls one by one: the phases it times
+    are the step's, and their FLOP count is that of the step's matrix products."""
+    script = load(BENCH_DIR / "step_profile.py")
+    from fastrnn.lm import Corpus, LanguageModel, ModelConfig, Trainer, TrainConfig
+    from texts import rhyme
+
+    corpus = Corpus.from_text(rhyme(seed=9))
+    model = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(embedding=8, hidden=12))
+    trainer = Trainer(model, corpus, TrainConfig(seq_len=8, batch_size=4, epochs=1))
+    phases = script.profile(trainer, 3)
+    assert {"recurrent forward", "recurrent backward", "output forward", "adam", "clip",
+            "softmax loss + accuracy", "whole step (trainer)"} <= set(phases)
+    assert all(seconds > 0 for seconds in phases.values())
+    assert trainer.state.optimizer.t == 6  # 3 steps phase by phase, 3 whole
+    B, S, E, H, V = 2, 3, 4, 5, 6
+    assert script.step_flops(B, S, E, H, V) == 3 * (2 * B * S * (E + H) * 4 * H + 2 * B * S * H * V)
+    assert script.gemm_peak_gflops(n=64, repeats=1) > 0
