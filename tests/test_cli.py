@@ -2,6 +2,7 @@
 and its errors (usage errors exit 2, text and checkpoint errors exit 1 and change nothing)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def word_run(tmp_path_factory):
     text = story(base / "story.txt")
     run_dir = base / "run"
     status = main(["train", str(text), "--level", "word", "--epochs", "2", "--out", str(run_dir),
-                   *TINY])
+                   "--lr-schedule", "linear", "--warmup", "2", *TINY])
     assert status == 0
     return run_dir
 
@@ -83,6 +84,9 @@ def test_info_reports_the_run(word_run, capsys):
     assert "1 x LSTM 12 units" in out
     assert "best validation:  " in out and "nats per token" in out
     assert "training time:" in out and "parameters:" in out
+    assert "lr_schedule=linear, warmup=2" in out
+    steps = int(re.search(r"\((\d+) steps in all\)", out)[1])
+    assert f"lr decays until step {steps}" in out  # the run's 2 epochs
 
 
 def test_resume_trains_further_and_refuses_other_settings(word_run, tmp_path, capsys):

@@ -494,7 +494,9 @@ def _info(parser, args):
         f"parameters:       {run.model.parameter_count():,}",
         "training:         " + ", ".join(f"{k}={v}" for k, v in training.items()),
         f"progress:         {meta['epoch']} epochs + {meta['step_in_epoch']} steps "
-        f"({meta['global_step']} steps in all)",
+        f"({meta['global_step']} steps in all)" + ("" if meta.get("schedule_steps") is None else
+                                                   f"; lr decays until step "
+                                                   f"{meta['schedule_steps']}"),
         f"training time:    {meta['seconds']:.1f} s",
         "best validation:  " + ("none yet" if best is None else
                                 f"{best:.4f} nats per token (perplexity "
