@@ -47,7 +47,7 @@ OLD_SCHEDULE = dict(val_tokens=None, eval_every="epoch", checkpoint_every=None,
                     lr_schedule="constant", warmup=0)
 # The settings and state fields each version added.
 NEW_SETTINGS = {3: ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite"),
-                4: ("lr_schedule", "warmup", "lr_floor")}
+                4: ("lr_schedule", "warmup", "lr_floor", "lr_decay_share")}
 NEW_STATE = {3: ("skipped_steps", "skipped_in_a_row"), 4: ("schedule_steps",)}
 
 

@@ -181,21 +181,25 @@ def test_a_resumed_run_may_be_given_a_new_schedule_and_no_other_setting(corpus, 
 
 def plain_rate(config, step, total):
     """The schedule as the formulas read: a linear warmup to lr over ``warmup`` steps,
-    then cosine (or linear) from lr to lr * floor over steps warmup to total."""
+    lr until the decay starts, then cosine (or linear) from lr to lr * floor over the
+    last ``lr_decay_share`` of the steps from warmup to total."""
     lr, w, floor = config.lr, config.warmup, config.lr_floor
+    start = total - round(config.lr_decay_share * (total - w))
     if step < w:
         return lr * (step + 1) / w
-    if config.lr_schedule == "constant":
+    if config.lr_schedule == "constant" or step < start:
         return lr
-    x = min(step - w, total - w) / (total - w)
+    x = min(step - start, total - start) / (total - start)
     if config.lr_schedule == "cosine":
         return floor * lr + (lr - floor * lr) * (1 + np.cos(np.pi * x)) / 2
     return floor * lr + (lr - floor * lr) * (1 - x)
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine", "linear"])
-def test_the_rate_of_each_step_follows_the_formula(schedule):
-    config = TrainConfig(lr=3e-3, lr_schedule=schedule, warmup=10, lr_floor=0.2, epochs=1)
+@pytest.mark.parametrize("schedule, share", [("constant", 1.0), ("cosine", 1.0),
+                                             ("linear", 1.0), ("linear", 0.3)])
+def test_the_rate_of_each_step_follows_the_formula(schedule, share):
+    config = TrainConfig(lr=3e-3, lr_schedule=schedule, warmup=10, lr_floor=0.2, epochs=1,
+                         lr_decay_share=share)
     total = 110
     rates = [learning_rate(config, step, total) for step in range(130)]
     np.testing.assert_allclose(rates, [plain_rate(config, step, total) for step in range(130)],
@@ -203,6 +207,8 @@ def test_the_rate_of_each_step_follows_the_formula(schedule):
     assert rates[0] == pytest.approx(3e-4) and rates[9] == 3e-3  # the warmup ends at lr
     expected_end = 3e-3 if schedule == "constant" else 0.2 * 3e-3
     assert rates[total] == pytest.approx(expected_end) and rates[-1] == rates[total]
+    if share < 1.0:  # 30% of the 100 steps after the warmup: the decay starts at step 80
+        assert rates[79] == 3e-3 and rates[81] < 3e-3
 
 
 def test_steps_in_budget_leave_time_for_the_validations():
@@ -351,6 +357,7 @@ def test_a_checkpoint_with_a_non_finite_array_is_never_written(corpus, tmp_path)
     (["--lr-schedule", "step"], "argument --lr-schedule: invalid choice: 'step'"),
     (["--warmup", "-1"], "--warmup: expected a number of steps >= 0, got -1"),
     (["--lr-floor", "2"], "--lr-floor: expected a fraction of lr in [0, 1], got 2"),
+    (["--lr-decay-share", "0"], "--lr-decay-share: expected a share of the steps in (0, 1]"),
 ])
 def test_schedule_options_are_checked(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -36,7 +36,7 @@ _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
-_TRAIN_OPTIONS += ("lr_schedule", "warmup", "lr_floor")
+_TRAIN_OPTIONS += ("lr_schedule", "warmup", "lr_floor", "lr_decay_share")
 _STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not TextConfig's)
 _INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
                "or glob patterns ('books/**/*.txt')")
@@ -119,6 +119,10 @@ def build_parser():
     training.add_argument("--lr-floor", type=_setting(lm.TrainConfig, "lr_floor", float),
                           metavar="FRACTION", help="the decay's end, as a fraction of --lr "
                           + _default("lr_floor"))
+    training.add_argument("--lr-decay-share", metavar="SHARE",
+                          type=_setting(lm.TrainConfig, "lr_decay_share", float),
+                          help="the decay spans this last share of the steps after the "
+                          "warmup (1: all) " + _default("lr_decay_share"))
     training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
     training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),

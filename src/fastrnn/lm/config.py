@@ -172,9 +172,10 @@ class TrainConfig(_Validated):
     not finite (each is skipped: no update, carried states restored).
     None of eval_every, checkpoint_every and max_nonfinite changes the parameters
     a run reaches (evaluation uses its own states and random generator).
-    lr_schedule, warmup, lr_floor: the learning rate of each step, see
+    lr_schedule, warmup, lr_floor, lr_decay_share: the learning rate of each step, see
     :mod:`fastrnn.lm.lr_schedule` ('constant', 'cosine' or 'linear' after ``warmup``
-    steps rising to ``lr``, decaying to ``lr * lr_floor`` at the run's last step).
+    steps rising to ``lr``, decaying over the last ``lr_decay_share`` of the steps to
+    ``lr * lr_floor`` at the run's last step).
     """
 
     seq_len: int = 64
@@ -197,6 +198,7 @@ class TrainConfig(_Validated):
     lr_schedule: str = since(4, before="constant", default="constant")
     warmup: int = since(4, before=0, default=0)
     lr_floor: float = since(4, before=0.1, default=0.1)
+    lr_decay_share: float = since(4, before=1.0, default=1.0)
 
     RULES = {
         "seq_len": (_positive_int, "an integer >= 1"),
@@ -220,6 +222,8 @@ class TrainConfig(_Validated):
         "warmup": (lambda v: is_int(v) and v >= 0, "a number of steps >= 0"),
         "lr_floor": (lambda v: is_number(v) and 0.0 <= v <= 1.0,
                      "a fraction of lr in [0, 1]"),
+        "lr_decay_share": (lambda v: is_number(v) and 0.0 < v <= 1.0,
+                           "a share of the steps in (0, 1]"),
     }
 
     @property

@@ -9,8 +9,10 @@ run, compute the same rates.  A run bounded by a time budget gets ``total`` from
 :func:`steps_in_budget`, an estimate from a short timed probe.
 
 Schedules: 'constant' (``lr`` at every step; the warmup still applies); 'cosine'
-and 'linear' from ``lr`` after the warmup down to ``lr * lr_floor`` at step
-``total``, and ``lr * lr_floor`` after it (a run trained further than planned).
+and 'linear' from ``lr`` down to ``lr * lr_floor`` at step ``total``, and
+``lr * lr_floor`` after it (a run trained further than planned); the decay spans the
+last ``lr_decay_share`` of the steps after the warmup (1: all of them; 0.2: the rate
+stays at ``lr`` for 80% of them, then cools down).
 """
 
 import math
@@ -29,7 +31,10 @@ def learning_rate(config, step, total):
         return lr * (step + 1) / config.warmup
     if config.lr_schedule == "constant" or total is None:
         return lr
-    progress = min(1.0, (step - config.warmup) / max(1, total - config.warmup))
+    decay_start = max(config.warmup, total - round(config.lr_decay_share * (total - config.warmup)))
+    if step < decay_start:
+        return lr
+    progress = min(1.0, (step - decay_start) / max(1, total - decay_start))
     if config.lr_schedule == "cosine":
         shape = 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
