@@ -37,6 +37,8 @@ def measure(seconds, every, max_chars=None, progress=False):
     train_config = TrainConfig(epochs=None, time_budget=seconds)
     model = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(), seed=train_config.seed)
     trainer = Trainer(model, corpus, train_config)
+    # The run is cut into pieces below: its learning-rate schedule is planned for the whole.
+    trainer.plan_schedule()
     rows = []
 
     def record(loss, accuracy):

@@ -407,3 +407,81 @@ def test_seq_len_ablation_holds_out_the_same_tokens_for_every_window():
     training, held_out = ablation.held_out_split(corpus, 100)
     assert training.vocab is corpus.vocab and len(held_out) == 100
     np.testing.assert_array_equal(np.concatenate([training.ids, held_out]), corpus.ids)
+
+
+def test_train_vs_torch_scores_both_sides_with_one_function():
+    """The side-by-side training benchmark scores fastrnn's parameters with PyTorch's
+    network: after the conversion, its evaluation gives fastrnn's own validation loss."""
+    pytest.importorskip("torch")
+    script = load(BENCH_DIR / "train_vs_torch.py")
+    from fastrnn.lm import Corpus, LanguageModel, ModelConfig
+    from fastrnn.lm.evaluation import evaluate_streams
+    from texts import rhyme
+
+    corpus = Corpus.from_text(rhyme(seed=7))
+    model = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(embedding=8, hidden=12),
+                          seed=1)
+    blocks = corpus.ids[:6 * 41].reshape(6, 41)
+    ours = evaluate_streams(model, blocks, 8)["loss"]
+    net = script.scoring_net("fastrnn", model.params, len(corpus.vocab))
+    assert script.evaluate(net, blocks, 8) == pytest.approx(ours, rel=1e-5)
+
+
+def test_train_vs_torch_texts_are_built_in_a_stable_order():
+    script = load(BENCH_DIR / "train_vs_torch.py")
+    for name in ("stdlib", "unicode"):
+        text = script.TEXTS[name](50_000)
+        assert len(text) == 50_000 and text == script.TEXTS[name](50_000)
+    assert "def " in script.TEXTS["stdlib"](50_000)
+    assert "LATIN CAPITAL LETTER A\n" in script.TEXTS["unicode"](50_000)
+
+
+def test_train_vs_torch_end_to_end(tmp_path, capsys):
+    """Tiny budgets and model: every run of both sides is scored, summarised and written."""
+    pytest.importorskip("torch")
+    script = load(BENCH_DIR / "train_vs_torch.py")
+    from texts import rhyme
+
+    text = tmp_path / "rhyme.txt"
+    text.write_text(rhyme(lines=400, seed=8), encoding="utf-8")
+    script.main([str(text), "--budgets", "1", "--repeats", "1", "--points", "2",
+                 "--set", "hidden=16", "--set", "embedding=8", "--set", "lr_schedule=cosine",
+                 "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "| 1 s |" in out
+    document = json.loads((tmp_path / "out" / "rhyme.json").read_text())
+    assert document["settings"] == {"hidden": 16, "embedding": 8, "lr_schedule": "cosine"}
+    assert sorted(run["side"] for run in document["runs"]) == ["fastrnn", "torch"]
+    for run in document["runs"]:
+        losses = [loss for _, _, loss in run["curve"]]
+        assert run["best_val_loss"] == min(losses) and all(math.isfinite(x) for x in losses)
+        assert run["curve"][0][:2] == [0.0, 0] and run["curve"][-1][1] == run["steps"] >= 1
+    fast = [run for run in document["runs"] if run["side"] == "fastrnn"]
+    assert all(run["schedule_steps"] >= 1 for run in fast)
+    [row] = document["summary"]
+    assert row["budget"] == 1.0 and row["lead"] == pytest.approx(
+        row["torch_best_val_loss"] - row["fastrnn_best_val_loss"])
+    rows = (tmp_path / "out" / "rhyme.csv").read_text().splitlines()
+    assert rows[0] == "side,budget,repeat,seconds,step,val_loss"
+    assert len(rows) == 1 + sum(len(run["curve"]) for run in document["runs"])
+    assert (tmp_path / "out" / "rhyme.png").stat().st_size > 0
+
+
+def test_step_profile_times_every_phase_of_a_step():
+    """``step_profile.py`` runs a training step's calls one by one: the phases it times
+    are the step's, and their FLOP count is that of the step's matrix products."""
+    script = load(BENCH_DIR / "step_profile.py")
+    from fastrnn.lm import Corpus, LanguageModel, ModelConfig, Trainer, TrainConfig
+    from texts import rhyme
+
+    corpus = Corpus.from_text(rhyme(seed=9))
+    model = LanguageModel(corpus.vocab, corpus.tokenizer, ModelConfig(embedding=8, hidden=12))
+    trainer = Trainer(model, corpus, TrainConfig(seq_len=8, batch_size=4, epochs=1))
+    phases = script.profile(trainer, 3)
+    assert {"recurrent forward", "recurrent backward", "output forward", "adam", "clip",
+            "softmax loss + accuracy", "whole step (trainer)"} <= set(phases)
+    assert all(seconds > 0 for seconds in phases.values())
+    assert trainer.state.optimizer.t == 6  # 3 steps phase by phase, 3 whole
+    B, S, E, H, V = 2, 3, 4, 5, 6
+    assert script.step_flops(B, S, E, H, V) == 3 * (2 * B * S * (E + H) * 4 * H + 2 * B * S * H * V)
+    assert script.gemm_peak_gflops(n=64, repeats=1) > 0

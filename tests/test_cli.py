@@ -3,6 +3,7 @@ and its errors (usage errors exit 2, text and checkpoint errors exit 1 and chang
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def word_run(tmp_path_factory):
     text = story(base / "story.txt")
     run_dir = base / "run"
     status = main(["train", str(text), "--level", "word", "--epochs", "2", "--out", str(run_dir),
-                   *TINY])
+                   "--lr-schedule", "linear", "--warmup", "2", *TINY])
     assert status == 0
     return run_dir
 
@@ -85,11 +86,15 @@ def test_info_reports_the_run(word_run, capsys):
     assert "best validation:  " in out and "nats per token" in out
     assert "training time:" in out and "parameters:" in out
     config = json.loads((word_run / "config.json").read_text())["training"]
-    assert (f"schedule:         learning rate {config['lr']:g} (constant); validation every "
+    assert (f"schedule:         learning rate {config['lr']:g} (linear to 0.1 x, 2 warmup "
+            "steps); validation every "
             f"{config['eval_every']} of training and at epoch ends, on <= "
             f"{config['val_tokens']:,} held-out tokens; latest checkpoint written at "
             f"validations and every {config['checkpoint_every']} of training\n") in out
     assert "non-finite steps: 0 skipped (no update; the run stops after 5 in a row)" in out
+    assert "lr_schedule=linear, warmup=2" in out
+    steps = int(re.search(r"\((\d+) steps in all\)", out)[1])
+    assert f"lr decays until step {steps}" in out  # the run's 2 epochs
 
 
 @pytest.mark.parametrize("settings, expected", [
@@ -103,6 +108,14 @@ def test_info_states_the_schedule_in_words(settings, expected):
     from fastrnn.cli import _schedule
     from fastrnn.lm import TrainConfig
     assert _schedule(TrainConfig(**settings)) == f"learning rate 0.005 (constant); {expected}"
+
+
+def test_info_states_the_learning_rate_schedule():
+    from fastrnn.cli import _schedule
+    from fastrnn.lm import TrainConfig
+    config = TrainConfig(lr_schedule="cosine", lr_floor=0.1, lr_decay_share=0.25, warmup=100)
+    assert _schedule(config).startswith(
+        "learning rate 0.005 (cosine to 0.1 x over the last 0.25, 100 warmup steps); ")
 
 
 def test_resume_trains_further_and_refuses_other_settings(word_run, tmp_path, capsys):

@@ -41,10 +41,14 @@ def run_dir(tmp_path_factory, corpus):
     return path
 
 
-# What runs of format versions 1-2 did: the tail held out, validation at epoch ends only.
-OLD_SCHEDULE = dict(val_tokens=None, eval_every="epoch", checkpoint_every=None)
-NEW_SETTINGS = ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
-NEW_STATE = ("skipped_steps", "skipped_in_a_row")
+# What runs of format versions 1-2 did: the tail held out, validation at epoch ends only,
+# a constant learning rate.
+OLD_SCHEDULE = dict(val_tokens=None, eval_every="epoch", checkpoint_every=None,
+                    lr_schedule="constant", warmup=0)
+# The settings and state fields each version added.
+NEW_SETTINGS = {3: ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite"),
+                4: ("lr_schedule", "warmup", "lr_floor", "lr_decay_share")}
+NEW_STATE = {3: ("skipped_steps", "skipped_in_a_row"), 4: ("schedule_steps",)}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +61,12 @@ def old_style_run(tmp_path_factory, corpus):
 
 
 def as_version(directory, version):
-    """Rewrite the run in ``directory`` as run format ``version`` (1 or 2) wrote it."""
+    """Rewrite the run in ``directory`` as run format ``version`` (1 to 3) wrote it."""
+    def newer(fields):
+        return [name for since, names in fields.items() if since > version for name in names]
+
     def convert(document):
-        for name in NEW_SETTINGS:
+        for name in newer(NEW_SETTINGS):
             del document["training"][name]
         if version == 1:
             del document["format_version"]
@@ -70,7 +77,7 @@ def as_version(directory, version):
     for name in os.listdir(directory):
         if name.endswith(".npz"):
             arrays, meta = load_checkpoint(directory / name)
-            for field in NEW_STATE:
+            for field in newer(NEW_STATE):
                 del meta[field]
             del meta["format"]
             if version == 1:
@@ -227,6 +234,19 @@ def test_an_old_run_resumes_exactly_with_its_own_split_and_schedule(old_style_ru
     # The resumed run is rewritten in the current format with the old settings spelled out.
     assert resumed.config["format_version"] == FORMAT_VERSION
     assert {name: resumed.config["training"][name] for name in OLD_SCHEDULE} == OLD_SCHEDULE
+
+
+def test_a_version_3_run_resumes_at_a_constant_rate(run_dir, tmp_path, corpus):
+    """Version 3 had no learning-rate schedule: its runs continue at their constant ``lr``."""
+    old = copy_run(run_dir, tmp_path)
+    as_version(old, 3)
+    trainer = resume_trainer(str(old), corpus)
+    assert (trainer.config.lr_schedule, trainer.config.warmup) == ("constant", 0)
+    steps_before = trainer.global_step
+    trainer.run(progress=False, epochs=2)
+    assert trainer.state.schedule_steps is None
+    rows = [row for row in trainer.history if row["step"] > steps_before]
+    assert rows and all(row["lr"] == FAST["lr"] for row in rows)
 
 
 def test_a_setting_missing_from_the_run_is_an_error_not_a_default(run_dir, tmp_path):

@@ -16,12 +16,13 @@ from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main
 from fastrnn.lm import (LATEST, Corpus, LanguageModel, ModelConfig, NonFiniteError, Trainer,
                         TrainConfig, load_run, resume, resume_trainer, train)
+from fastrnn.lm.lr_schedule import learning_rate, steps_in_budget
 from fastrnn.lm.split import VALIDATION_BLOCKS, split_text
 
 from texts import rhyme
 
 SMALL = dict(embedding=8, hidden=12, dtype="float64", layers=2, dropout=0.2)
-FAST = dict(seq_len=8, batch_size=4, lr=1e-2)
+FAST = dict(seq_len=8, batch_size=4, lr=1e-2, lr_schedule="cosine", warmup=3)
 
 
 
@@ -153,8 +154,10 @@ def test_metrics_rows_carry_the_schedule(corpus, tmp_path):
     assert [row["step"] for row in rows] == expected_steps
     assert [row["tokens"] for row in rows] == [step * 4 * 8 for step in expected_steps]
     assert rows[-1]["epoch"] == 1.0 and 0 < rows[0]["epoch"] < 1
-    for row in rows:
-        assert row["lr"] == 1e-2 and row["skipped_steps"] == 0 and row["tokens_per_second"] > 0
+    config = TrainConfig(epochs=1, **FAST)
+    for row in rows:  # the rate of the row's last step
+        assert row["lr"] == pytest.approx(plain_rate(config, row["step"] - 1, windows), rel=1e-12)
+        assert row["skipped_steps"] == 0 and row["tokens_per_second"] > 0
         assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
     assert (run_dir / "samples.txt").read_text().count("=== epoch") == len(rows)
 
@@ -173,6 +176,80 @@ def test_a_resumed_run_may_be_given_a_new_schedule_and_no_other_setting(corpus, 
         [windows] + [step for step in range(windows + 1, 2 * windows) if step % 10 == 0] + \
         [2 * windows]
     assert run.config["training"]["eval_every"] == 10  # recorded: the next resume keeps it
+
+
+# --------------------------------------------------------------------------------------------
+# The learning-rate schedule
+# --------------------------------------------------------------------------------------------
+
+def plain_rate(config, step, total):
+    """The schedule as the formulas read: a linear warmup to lr over ``warmup`` steps,
+    lr until the decay starts, then cosine (or linear) from lr to lr * floor over the
+    last ``lr_decay_share`` of the steps from warmup to total."""
+    lr, w, floor = config.lr, config.warmup, config.lr_floor
+    start = total - round(config.lr_decay_share * (total - w))
+    if step < w:
+        return lr * (step + 1) / w
+    if config.lr_schedule == "constant" or step < start:
+        return lr
+    x = min(step - start, total - start) / (total - start)
+    if config.lr_schedule == "cosine":
+        return floor * lr + (lr - floor * lr) * (1 + np.cos(np.pi * x)) / 2
+    return floor * lr + (lr - floor * lr) * (1 - x)
+
+
+@pytest.mark.parametrize("schedule, share", [("constant", 1.0), ("cosine", 1.0),
+                                             ("linear", 1.0), ("linear", 0.3)])
+def test_the_rate_of_each_step_follows_the_formula(schedule, share):
+    config = TrainConfig(lr=3e-3, lr_schedule=schedule, warmup=10, lr_floor=0.2, epochs=1,
+                         lr_decay_share=share)
+    total = 110
+    rates = [learning_rate(config, step, total) for step in range(130)]
+    np.testing.assert_allclose(rates, [plain_rate(config, step, total) for step in range(130)],
+                               rtol=1e-12)
+    assert rates[0] == pytest.approx(3e-4) and rates[9] == 3e-3  # the warmup ends at lr
+    expected_end = 3e-3 if schedule == "constant" else 0.2 * 3e-3
+    assert rates[total] == pytest.approx(expected_end) and rates[-1] == rates[total]
+    if share < 1.0:  # 30% of the 100 steps after the warmup: the decay starts at step 80
+        assert rates[79] == 3e-3 and rates[81] < 3e-3
+
+
+def test_steps_in_budget_leave_time_for_the_validations():
+    def validations(steps):
+        return steps // 30 + 1
+
+    steps = steps_in_budget(10.0, 0.1, validations, 1.0)
+    assert 60 <= steps <= 70  # 100 steps without validations; 3-4 of them take 3-4 s
+    assert steps == int((10.0 - validations(steps) * 1.0) / 0.1)  # a fixed point
+
+
+def test_a_time_budget_is_turned_into_steps_once_and_a_resume_reuses_them(corpus, tmp_path,
+                                                                           monkeypatch):
+    """The probe's figures are fixed here (the clock would make them differ from run to run);
+    the run records the steps they give, and a resume never probes again: it continues
+    with the recorded steps and ends bitwise equal to a run without a stop."""
+    config = TrainConfig(time_budget=1e4, eval_every=5, **FAST)
+    monkeypatch.setattr(Trainer, "_probe", lambda self: (1.0, 1.0))
+    straight = Trainer(model_for(corpus), corpus, config)
+    straight.run(progress=False, callback=lambda trainer, row: row["step"] >= 20)
+    planned = straight.state.schedule_steps
+    # 1 s a step, and 1 s a validation every 5 steps and every epoch end:
+    assert planned == pytest.approx(1e4 / (1 + 1 / 5 + 1 / straight.windows_per_epoch), rel=1e-3)
+    run_dir = str(tmp_path / "split")
+    train(model_for(corpus), corpus, config, run_dir, progress=False,
+          callback=lambda trainer, row: row["step"] >= 10)
+    assert load_checkpoint(os.path.join(run_dir, LATEST))[1]["schedule_steps"] == planned
+
+    def no_probe(self):
+        raise AssertionError("a resumed run probes again")
+
+    monkeypatch.setattr(Trainer, "_probe", no_probe)
+    resumed = resume_trainer(run_dir, corpus)
+    resumed.run(progress=False, callback=lambda trainer, row: row["step"] >= 20)
+    assert resumed.state.schedule_steps == planned
+    assert_bitwise_equal(resumed, straight)
+    for row in resumed.history:
+        assert row["lr"] == pytest.approx(plain_rate(config, row["step"] - 1, planned), rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +357,10 @@ def test_a_checkpoint_with_a_non_finite_array_is_never_written(corpus, tmp_path)
     (["--checkpoint-every", "30"], "--checkpoint-every: expected a duration such as '30s'"),
     (["--val-tokens", "0"], "--val-tokens: expected an integer >= 1"),
     (["--max-nonfinite", "0"], "--max-nonfinite: expected an integer >= 1, got 0"),
+    (["--lr-schedule", "step"], "argument --lr-schedule: invalid choice: 'step'"),
+    (["--warmup", "-1"], "--warmup: expected a number of steps >= 0, got -1"),
+    (["--lr-floor", "2"], "--lr-floor: expected a fraction of lr in [0, 1], got 2"),
+    (["--lr-decay-share", "0"], "--lr-decay-share: expected a share of the steps in (0, 1]"),
 ])
 def test_schedule_options_are_checked(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -46,7 +46,7 @@ _TEXT_OPTIONS = ("level", "tokenizer", "min_count", "encoding")
 _MODEL_OPTIONS = ("cell", "layers", "embedding", "hidden", "dropout", "dtype")
 _TRAIN_OPTIONS = ("seq_len", "batch_size", "lr", "clip", "val_fraction", "seed")
 _TRAIN_OPTIONS += ("val_tokens", "eval_every", "checkpoint_every", "max_nonfinite")
-_TRAIN_OPTIONS += ("recompute",)
+_TRAIN_OPTIONS += ("recompute", "lr_schedule", "warmup", "lr_floor", "lr_decay_share")
 _STORE_OPTIONS = ("max_vocab", "on_bad_file")  # how a store is prepared (not TextConfig's)
 _INPUT_HELP = ("text files, directories (their text files, recursively, in sorted order) "
                "or glob patterns ('books/**/*.txt')")
@@ -120,6 +120,20 @@ def build_parser():
                                f"[{_DEFAULTS['time_budget']:g} when --epochs is not given]")
     training.add_argument("--lr", type=_setting(lm.TrainConfig, "lr", float),
                           help="Adam learning rate " + _default("lr"))
+    training.add_argument("--lr-schedule", choices=lm.lr_schedule.LR_SCHEDULES,
+                          help="learning rate after the warmup: constant, or decaying to "
+                          "lr x --lr-floor at the last step (of the epochs, or estimated once "
+                          "from the time budget) " + _default("lr_schedule"))
+    training.add_argument("--warmup", type=_setting(lm.TrainConfig, "warmup", int),
+                          metavar="STEPS", help="steps of linear warmup to --lr "
+                          + _default("warmup"))
+    training.add_argument("--lr-floor", type=_setting(lm.TrainConfig, "lr_floor", float),
+                          metavar="FRACTION", help="the decay's end, as a fraction of --lr "
+                          + _default("lr_floor"))
+    training.add_argument("--lr-decay-share", metavar="SHARE",
+                          type=_setting(lm.TrainConfig, "lr_decay_share", float),
+                          help="the decay spans this last share of the steps after the "
+                          "warmup (1: all) " + _default("lr_decay_share"))
     training.add_argument("--clip", type=_setting(lm.TrainConfig, "clip", float),
                           help="maximum global gradient norm, 0 = none " + _default("clip"))
     training.add_argument("--val-fraction", type=_setting(lm.TrainConfig, "val_fraction", float),
@@ -425,7 +439,7 @@ def _train(parser, args):
     if epochs is not None:
         limits.append(f"{epochs} epoch" + ("s" if epochs > 1 else ""))
     if time_budget is not None:
-        limits.append(f"{time_budget:g} s")
+        limits.append(f"{time_budget:g} s of training (counted from after compilation)")
     limit = " or ".join(limits)
     if not args.quiet:
         print(f"training on {corpus.describe()}: {len(corpus):,} {text_config.level} tokens, "
@@ -576,7 +590,9 @@ def _info(parser, args):
         f"parameters:       {run.model.parameter_count():,}",
         "training:         " + ", ".join(f"{k}={v}" for k, v in training.items()),
         f"progress:         {meta['epoch']} epochs + {meta['step_in_epoch']} steps "
-        f"({meta['global_step']} steps in all)",
+        f"({meta['global_step']} steps in all)" + ("" if meta.get("schedule_steps") is None else
+                                                   f"; lr decays until step "
+                                                   f"{meta['schedule_steps']}"),
         f"training time:    {meta['seconds']:.1f} s",
         "schedule:         " + _schedule(train_config),
         f"non-finite steps: {meta.get('skipped_steps', 0):,} skipped (no update; the run "
@@ -604,8 +620,13 @@ def _schedule(config):
                 else f"<= {config.val_tokens:,} held-out tokens")
     saved = ("at validations" if config.checkpoint_every is None else
              f"at validations and every {duration(config.checkpoint_every)} of training")
-    return (f"learning rate {config.lr:g} (constant); validation {validation}, on "
-            f"{held_out}; latest checkpoint written {saved}")
+    rate = f"learning rate {config.lr:g} ({config.lr_schedule}"
+    if config.lr_schedule != "constant":
+        share = "" if config.lr_decay_share == 1 else f" over the last {config.lr_decay_share:g}"
+        rate += f" to {config.lr_floor:g} x{share}"
+    if config.warmup:
+        rate += f", {config.warmup:,} warmup steps"
+    return f"{rate}); validation {validation}, on {held_out}; latest checkpoint written {saved}"
 
 
 def _store_status(recorded):

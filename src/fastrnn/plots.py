@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from .checkpoint import atomic_write
 
-__all__ = ["plot_training_curves", "plot_curve"]
+__all__ = ["plot_training_curves", "plot_curve", "plot_panels"]
 
 
 def _save(figure, path):
@@ -54,4 +54,26 @@ def plot_curve(x, y, path, xlabel, ylabel, title=None):
     if title:
         axes.set_title(title)
     axes.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def plot_panels(panels, path, xlabel, ylabel):
+    """Side-by-side panels of labelled curves into PNG ``path``.
+
+    panels: a list of (title, curves), each curve (label, x, y, color); curves with
+    the same label share one legend entry.
+    """
+    figure = Figure(figsize=(4.5 * len(panels), 4), layout="constrained")
+    axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, (title, curves) in zip(axes_list, panels):
+        shown = set()
+        for label, x, y, color in curves:
+            axes.plot(x, y, "-", color=color, alpha=0.8,
+                      label=None if label in shown else label)
+            shown.add(label)
+        axes.set_title(title)
+        axes.set_xlabel(xlabel)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    axes_list[0].set_ylabel(ylabel)
     _save(figure, path)

@@ -14,6 +14,7 @@ import re
 from .. import _checks
 from .._checks import is_int, is_number, require
 from ..text import get_tokenizer
+from .lr_schedule import LR_SCHEDULES
 
 __all__ = ["TextConfig", "ModelConfig", "TrainConfig", "CELLS", "SCHEDULE", "parse_duration",
            "eval_schedule", "since", "RECOMPUTE"]
@@ -179,6 +180,10 @@ class TrainConfig(_Validated):
     the layers' stored activations for a window would pass
     :data:`fastrnn.lm.model.RECOMPUTE_ABOVE_BYTES`, else 'off' (see
     :meth:`~fastrnn.lm.model.LanguageModel.set_recompute`).
+    lr_schedule, warmup, lr_floor, lr_decay_share: the learning rate of each step, see
+    :mod:`fastrnn.lm.lr_schedule` ('constant', 'cosine' or 'linear' after ``warmup``
+    steps rising to ``lr``, decaying over the last ``lr_decay_share`` of the steps to
+    ``lr * lr_floor`` at the run's last step).
     """
 
     seq_len: int = 64
@@ -198,6 +203,11 @@ class TrainConfig(_Validated):
     # changes no finite step, so those runs get it too (it only stops a run gone bad).
     max_nonfinite: int = since(3, before=5, default=5)
     recompute: int | str = since(4, before="off", default="auto")
+    # Versions 1-3 trained at a constant rate.
+    lr_schedule: str = since(4, before="constant", default="constant")
+    warmup: int = since(4, before=0, default=0)
+    lr_floor: float = since(4, before=0.1, default=0.1)
+    lr_decay_share: float = since(4, before=1.0, default=1.0)
 
     RULES = {
         "seq_len": (_positive_int, "an integer >= 1"),
@@ -219,6 +229,12 @@ class TrainConfig(_Validated):
         "max_nonfinite": (_positive_int, "an integer >= 1"),
         "recompute": (lambda v: v in RECOMPUTE or _positive_int(v),
                       "'off', 'on', 'auto' or a number of steps >= 1 between stored states"),
+        "lr_schedule": (lambda v: v in LR_SCHEDULES, " or ".join(map(repr, LR_SCHEDULES))),
+        "warmup": (lambda v: is_int(v) and v >= 0, "a number of steps >= 0"),
+        "lr_floor": (lambda v: is_number(v) and 0.0 <= v <= 1.0,
+                     "a fraction of lr in [0, 1]"),
+        "lr_decay_share": (lambda v: is_number(v) and 0.0 < v <= 1.0,
+                           "a share of the steps in (0, 1]"),
     }
 
     @property

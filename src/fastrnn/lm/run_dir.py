@@ -19,7 +19,10 @@ instead of a numpy Generator carried in the checkpoint (a run of an earlier vers
 with dropout continues with the new masks: same distribution, other draws; a
 warning says so), and records ``recompute`` (recomputation in time in the
 recurrent layers, see :class:`~fastrnn.lm.config.TrainConfig`; earlier runs
-stored every step: 'off').
+stored every step: 'off'),
+and schedules the learning rate (``lr_schedule``, ``warmup``, ``lr_floor``,
+``lr_decay_share``) over a number of steps fixed once and kept in the trainer state
+(``schedule_steps``): runs of versions 1-3 resume at their constant rate.
 A run of a newer version than :data:`FORMAT_VERSION` is refused with a clear error;
 a run is always continued with its own recorded settings: a setting newer than
 the run's version takes the value that says what that version did (its ``before``,

@@ -51,7 +51,9 @@ class TrainerState:
     metrics row (named when rows came only at epoch ends); ``best_val_loss``;
     ``history`` (one metrics dict per validation) and ``samples`` ([epoch, text] per
     validation); ``skipped_steps``, ``skipped_in_a_row``: steps whose loss or
-    gradient was not finite, in all and in a row up to now."""
+    gradient was not finite, in all and in a row up to now; ``schedule_steps``: the
+    step at which the learning rate's decay ends, fixed once at the start of the run
+    (None: not yet, or a constant rate; see :mod:`fastrnn.lm.lr_schedule`)."""
 
     h: np.ndarray = _array_field()
     c: np.ndarray = _array_field()
@@ -68,6 +70,7 @@ class TrainerState:
     samples: list = _list_field()
     skipped_steps: int = _value_field(0, since=3)
     skipped_in_a_row: int = _value_field(0, since=3)
+    schedule_steps: int | None = _value_field(None, since=4)
 
     @classmethod
     def fresh(cls, model, config, rows=None):

@@ -42,6 +42,7 @@ from .config import SCHEDULE, TrainConfig, eval_schedule
 from .data import Corpus
 from .errors import NonFiniteError, RunError
 from .evaluation import evaluate_streams, scores, stream_sums
+from .lr_schedule import learning_rate, steps_in_budget
 from .model import LanguageModel
 from .parallel import world
 from .progress import Progress, clock, compiling
@@ -163,9 +164,10 @@ class Trainer:
         return self._tokens[:, :-1], self._tokens[:, 1:]
 
     def learning_rate(self):
-        """The learning rate of the next step: the one place it comes from (a schedule
-        counted in steps would compute it here, from ``state.global_step``)."""
-        return self.state.optimizer.lr
+        """The learning rate of the next step: the one place it comes from, a function
+        of the settings, ``state.global_step`` and ``state.schedule_steps`` (see
+        :mod:`fastrnn.lm.lr_schedule`), never of the clock."""
+        return learning_rate(self.config, self.state.global_step, self.state.schedule_steps)
 
     def _train_window(self, window):
         """Forward, backward, clip and Adam step on window ``window`` of every stream.
@@ -197,6 +199,7 @@ class Trainer:
             state.skipped_steps += 1
             state.skipped_in_a_row += 1
             return None
+        state.optimizer.lr = self.learning_rate()
         state.optimizer.step()
         state.skipped_in_a_row = 0
         state.epoch_loss += loss_sum
@@ -211,15 +214,76 @@ class Trainer:
         model, optimizer and random generators are left as they were)."""
         model = copy.deepcopy(self.model)
         state = TrainerState.fresh(model, self.config, len(self.streams))
+        self._throwaway_step(model, state)
+        S = self.config.seq_len
+        evaluate_streams(model, self._validation_window(), S)
+        model.generate_ids([0], 1, temperature=0.8)
+
+    def _validation_window(self):
+        """The first validation window of this process's blocks (of all blocks when it
+        has none): what warm-up and the schedule's probe evaluate."""
+        validation = self._validation_share if len(self._validation_share) else self.validation
+        return validation[:, :self.config.seq_len + 1]
+
+    def _throwaway_step(self, model, state):
+        """A training step of ``model`` (a copy) with ``state`` (its own) on window 0."""
         x, targets = self._window(0)
         model.loss_and_gradients(x, targets, state.h, state.c, self.dropout,
                                  rows=self.config.batch_size)
         model.clip_gradients(self.config.clip)
         state.optimizer.step()
+
+    # The probe of a time-bounded schedule times training steps for this share of the
+    # budget, at most PROBE_SECONDS (and at least 3 steps).
+    PROBE_SHARE, PROBE_SECONDS = 0.01, 1.0
+
+    def plan_schedule(self):
+        """Fix ``state.schedule_steps``, the step at which the learning rate's decay ends:
+        the run's last step, from its epochs, or for a time budget estimated by a short
+        probe of training steps and one validation window on a throwaway copy of the
+        model (before the clock starts, like compilation; about 1% of the budget).
+        Called once, at the start of a run that decays; the result is recorded in
+        every checkpoint, never measured again."""
+        state, config = self.state, self.config
+        plans = []
+        if config.epochs is not None:
+            plans.append(config.epochs * self.windows_per_epoch)
+        if config.time_budget is not None:
+            step_seconds, validation_seconds = self._probe()
+            plans.append(state.global_step + steps_in_budget(
+                config.time_budget - state.seconds, step_seconds,
+                self._validations_in, validation_seconds))
+        # Rank 0's estimate for every process: K ranks follow one schedule.
+        state.schedule_steps = self.group.broadcast(max(1, min(plans)))
+
+    def _probe(self):
+        """(seconds of a training step, seconds of a validation pass), timed on a copy."""
+        model = copy.deepcopy(self.model)
+        state = TrainerState.fresh(model, self.config, len(self.streams))
+        self._throwaway_step(model, state)  # first touch of the buffers: not timed
+        probe_seconds = min(self.PROBE_SECONDS, self.PROBE_SHARE * self.config.time_budget)
+        steps, start = 0, time.perf_counter()
+        while steps < 3 or time.perf_counter() - start < probe_seconds:
+            self._throwaway_step(model, state)
+            steps += 1
+        step_seconds = (time.perf_counter() - start) / steps
         S = self.config.seq_len
-        validation = self._validation_share if len(self._validation_share) else self.validation
-        evaluate_streams(model, validation[:, :S + 1], S)
-        model.generate_ids([0], 1, temperature=0.8)
+        start = time.perf_counter()
+        evaluate_streams(model, self._validation_window(), S)
+        windows = max(1, (self.validation.shape[1] - 1) // S)
+        return step_seconds, (time.perf_counter() - start) * windows
+
+    def _validations_in(self, steps):
+        """How many validations ``steps`` more steps bring: epoch ends, ``eval_every`` and
+        the one at the end of the budget."""
+        done = self.state.global_step
+        count = (done + steps) // self.windows_per_epoch - done // self.windows_per_epoch + 1
+        kind, amount = eval_schedule(self.config.eval_every)
+        if kind == "steps":
+            count += (done + steps) // amount - done // amount
+        elif kind == "seconds":
+            count += int((self.config.time_budget - self.state.seconds) // amount)
+        return count
 
     # ---------------------------------------------------------------- the loop
 
@@ -249,6 +313,8 @@ class Trainer:
             compiling(self.compile_kernels, enabled=progress is not False)
             self._kernels_ready = True
         state = self.state
+        if state.schedule_steps is None and self.config.lr_schedule != "constant":
+            self.plan_schedule()
         epochs, budget = self.config.epochs, self.config.time_budget
         steps_left = None if epochs is None else max(
             0, epochs * self.windows_per_epoch - state.global_step)
@@ -380,7 +446,7 @@ class Trainer:
             "epoch": round(state.epoch + state.step_in_epoch / self.windows_per_epoch, 4),
             "tokens": state.global_step * self.tokens_per_step,
             "tokens_per_second": round(tokens_per_second, 1),
-            "lr": self.learning_rate(),
+            "lr": state.optimizer.lr,  # of the last step
             "seconds": round(state.seconds, 3),
             "train_loss": state.epoch_loss / trained if trained else None,
             "train_accuracy": state.epoch_correct / trained if trained else None,
