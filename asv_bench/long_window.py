@@ -57,8 +57,10 @@ def status(field):  # bytes of VmRSS or VmHWM (the peak)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak (VmHWM) to the current RSS: the warm-up's does not count
 before = status("VmRSS")
+assert status("VmHWM") <= before + 2 ** 20, "the peak was not reset"
 start = time.perf_counter()
 h = layer.forward(x, h0)
+largest = max(a.nbytes for a in layer.meta.work.arrays()) if setting else 0
 strides = list(layer.meta.schedule.strides) if setting else []
 dx, dh0 = layer.backward(dh)
 seconds = time.perf_counter() - start
@@ -68,7 +70,8 @@ print(json.dumps(dict(
     N=N, T=T, setting=setting, seconds=round(seconds, 2),
     us_per_token_row=round(1e6 * seconds / (N * T), 2),
     beyond_inputs_outputs_MiB=round((peak - before - sum(a.nbytes for a in outputs)) / 2**20, 1),
-    finite=bool(all(np.all(np.isfinite(a)) for a in outputs)), strides=strides)))
+    finite=bool(all(np.all(np.isfinite(a)) for a in outputs)), strides=strides,
+    largest_buffer_bytes=largest, bytes_of_h=h.nbytes)))
 """
 
 
@@ -79,8 +82,9 @@ def load():
 def in_subprocess(N, T, setting):
     """Run CALL in a fresh process; -> its JSON result."""
     code = CALL.format(N=N, T=T, D=D, H=H, setting=setting)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+                            check=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

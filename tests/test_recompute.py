@@ -9,11 +9,7 @@ test_parallel_kernels.py: 1 (the serial build) and 3 (the parallel one, with
 N = 1 also splitting the time steps).
 """
 
-import json
-import math
-import os
 import re
-import subprocess
 import sys
 import time
 
@@ -25,6 +21,7 @@ from fastrnn import recompute
 from fastrnn.kernels.dispatch import StepForm, force_form, runs
 from fastrnn.layer_utils import LSTM, VanillaRNN
 
+from test_benchmarks import BENCH_DIR, load
 from test_layers_vs_reference import assert_matches, make_recurrent, reference_sequence
 
 K = 6  # even, as "auto" makes it: see recompute.SegmentedState
@@ -265,39 +262,6 @@ def test_the_cell_state_stays_finite_over_a_million_saturated_steps():
     assert time.perf_counter() - start < 60
 
 
-MEMORY_SCRIPT = """
-import json, sys
-import numpy as np
-from fastrnn.layer_utils import LSTM
-N, T, D, H = 8, {T}, 64, 256
-layer = LSTM(D, H, dtype=np.float32, checkpoint_every="auto")
-rng = np.random.default_rng(0)
-def call(T):
-    x = rng.standard_normal((N, T, D), dtype=np.float32)
-    dh = rng.standard_normal((N, T, H), dtype=np.float32)
-    h0 = np.zeros((N, H), np.float32)
-    return x, h0, dh
-small = call(50)  # compile / load the kernels, then drop the small call's workspace
-layer.forward(*small[:2]); layer.backward(small[2]); layer._spare = None
-x, h0, dh = call(T)
-def status(field):  # bytes of VmRSS or VmHWM (the peak)
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith(field + ":"))
-    return int(line.split()[1]) * 1024
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the peak (VmHWM) to the current RSS: the warm-up's does not count
-before = status("VmRSS")
-assert status("VmHWM") <= before + 2 ** 20, "the peak was not reset"
-h = layer.forward(x, h0)
-work = layer.meta.work
-largest = max(a.nbytes for a in work.arrays())
-dx, dh0 = layer.backward(dh)
-peak = status("VmHWM")
-outputs = sum(a.nbytes for a in [h, dx, dh0, *layer.grads.values()])
-print(json.dumps(dict(growth=peak - before - outputs, largest=largest, bytes_of_h=h.nbytes)))
-"""
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_memory_beyond_inputs_and_outputs_stays_bounded():
     """LSTM N = 8, D = 64, H = 256 float32, T = 30,000 with "auto", in a fresh
@@ -307,12 +271,9 @@ def test_memory_beyond_inputs_and_outputs_stays_bounded():
     largest, a piece's gates, K N 4H values with K = 282 here, under a
     twentieth of h's T N H)."""
     T = 30_000
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(T=T)],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    # The measurement of asv_bench/long_window.py, in a fresh process.
+    measured = load(BENCH_DIR / "long_window.py").in_subprocess(8, T, "auto")
     full = T * recompute.costs("lstm", 8, 64, 256, 4, 2).full_step
     assert full > 10 * 64 * 2 ** 20
-    assert measured["growth"] < 64 * 2 ** 20, measured
-    assert measured["largest"] < measured["bytes_of_h"] / 20, measured
+    assert measured["beyond_inputs_outputs_MiB"] < 64, measured
+    assert measured["largest_buffer_bytes"] < measured["bytes_of_h"] / 20, measured
