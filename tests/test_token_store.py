@@ -297,33 +297,46 @@ def test_list_and_remove_stores(books, tmp_path):
     assert source.exists()
 
 
-TABLE_COST = textwrap.dedent("""
-    import numpy as np
-    from fastrnn.kernels.tokens import WordsTable
-    from fastrnn.token_store import WORD_CHUNK_BYTES, _code_points
+def random_words_table_script(n_words, make, feed, report):
+    """The source of a fresh process that builds a table of words (``make``, with
+    ``table`` its result) from ``n_words`` random words of 4 to 12 letters, fed
+    (``feed``, given ``start``, ``end``) in chunks of prepare's size cut at a space,
+    and prints ``report`` (``growth``: the anonymous memory it took, read before
+    ``report`` is evaluated)."""
+    return textwrap.dedent("""
+        import numpy as np
+        from fastrnn.kernels.tokens import FrequentWords, WordsTable
+        from fastrnn.token_store import WORD_CHUNK_BYTES, _code_points
 
-    def rss_anon():
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status
-                        if line.startswith("RssAnon:")) * 1024
+        def rss_anon():
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) for line in status
+                            if line.startswith("RssAnon:")) * 1024
 
-    rng = np.random.default_rng(0)
-    cuts = np.cumsum(rng.integers(5, 14, 300_000))  # a space and 4 to 12 letters
-    letters = rng.integers(ord("a"), ord("z") + 1, cuts[-1], np.uint8)
-    letters[cuts[:-1]] = ord(" ")
-    text = letters.tobytes().decode("ascii")
-    codes = _code_points(text)
-    WordsTable().ids("warm up", _code_points("warm up"))  # compiled, classes tabled
-    before = rss_anon()
-    table = WordsTable()
-    start = 0
-    while start < len(text):  # chunks of prepare's size, cut at a space
-        end = (text.rfind(" ", 0, start + WORD_CHUNK_BYTES) + 1
-               if start + WORD_CHUNK_BYTES < len(text) else len(text))
-        table.ids(text[start:end], codes[start:end])
-        start = end
-    print(len(table), (rss_anon() - before) / len(table))
-""")
+        rng = np.random.default_rng(0)
+        cuts = np.cumsum(rng.integers(5, 14, {n_words}))  # a space and 4 to 12 letters
+        letters = rng.integers(ord("a"), ord("z") + 1, cuts[-1], np.uint8)
+        letters[cuts[:-1]] = ord(" ")
+        text = letters.tobytes().decode("ascii")
+        codes = _code_points(text)
+        FrequentWords(4).add(_code_points("warm up"))  # compiled, classes tabled
+        WordsTable().ids("warm up", _code_points("warm up"))
+        before = rss_anon()
+        table = {make}
+        start = 0
+        while start < len(text):
+            end = (text.rfind(" ", 0, start + WORD_CHUNK_BYTES) + 1
+                   if start + WORD_CHUNK_BYTES < len(text) else len(text))
+            {feed}
+            start = end
+        growth = rss_anon() - before
+        print({report})
+    """).format(n_words=n_words, make=make, feed=feed, report=report)
+
+
+TABLE_COST = random_words_table_script(
+    300_000, "WordsTable()", "table.ids(text[start:end], codes[start:end])",
+    "len(table), growth / len(table)")
 
 
 def test_the_table_of_distinct_words_costs_about_165_bytes_per_word():

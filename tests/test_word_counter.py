@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from hypothesis import given, settings, strategies as st
 from fastrnn.kernels.tokens import FrequentWords
 from fastrnn.text import UNKNOWN, Vocabulary, get_tokenizer, read_text
 from fastrnn.token_store import META, _code_points, prepare
+
+from test_token_store import random_words_table_script
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 SPLIT = get_tokenizer("word").split
@@ -123,35 +124,9 @@ def test_the_same_text_gives_the_same_store_whatever_the_chunks(tmp_path, monkey
         stores[1].meta["word_counter"]
 
 
-COUNTER_COST = textwrap.dedent("""
-    import numpy as np
-    from fastrnn.kernels.tokens import FrequentWords
-    from fastrnn.token_store import WORD_CHUNK_BYTES, _code_points
-
-    def rss_anon():
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status
-                        if line.startswith("RssAnon:")) * 1024
-
-    rng = np.random.default_rng(0)
-    cuts = np.cumsum(rng.integers(5, 14, 700_000))  # a space and 4 to 12 letters
-    letters = rng.integers(ord("a"), ord("z") + 1, cuts[-1], np.uint8)
-    letters[cuts[:-1]] = ord(" ")
-    text = letters.tobytes().decode("ascii")
-    codes = _code_points(text)
-    FrequentWords(4).add(_code_points("warm up"))  # compiled, classes tabled
-    capacity = 1 << 15
-    before = rss_anon()
-    table = FrequentWords(capacity)
-    start = 0
-    while start < len(text):  # chunks of prepare's size, cut at a space
-        end = (text.rfind(" ", 0, start + WORD_CHUNK_BYTES) + 1
-               if start + WORD_CHUNK_BYTES < len(text) else len(text))
-        table.add(codes[start:end])
-        start = end
-    growth = rss_anon() - before
-    print(len(set(text.split())), int(table.state[0]), growth / 1e6)  # slots given
-""")
+COUNTER_COST = random_words_table_script(
+    700_000, "FrequentWords(1 << 15)", "table.add(codes[start:end])",
+    "len(set(text.split())), int(table.state[0]), growth / 1e6")  # slots given
 
 
 def test_the_counter_costs_a_bounded_amount_per_slot_whatever_the_distinct_words():
