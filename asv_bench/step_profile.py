@@ -4,8 +4,9 @@
     python asv_bench/step_profile.py --steps 50 --json
 
 Times each phase of :meth:`fastrnn.lm.Trainer._train_window` (the window's tokens,
-embedding, recurrent forward and backward, output layer forward and backward, softmax
-loss and its gradient, clipping, Adam) by running the same calls one by one, and the
+embedding, recurrent forward and backward, the output layer and softmax loss with their
+backward, taken in chunks as training does, clipping, Adam) by running the same calls
+one by one, and the
 whole step as the trainer runs it; then the step's FLOPs (its matrix products) against
 the machine's float32 GEMM peak (numpy, a 2048 x 2048 product).  Medians over the
 steps.  Run it on a quiet machine: other load slows every phase.
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 
+from fastrnn.layer_utils import fc_softmax_loss
 from fastrnn.lm import Corpus, LanguageModel, ModelConfig, Trainer, TrainConfig
 
 
@@ -63,11 +65,13 @@ def profile(trainer, steps):
         hidden = timed("recurrent forward", lambda: cell.forward(embedded, state.h[0],
                                                                  state.c[0]))
         state.h[0], state.c[0] = hidden[:, -1], cell.final_c
-        scores = timed("output forward", lambda: model.output.forward(hidden))
-        timed("softmax loss + accuracy", lambda: model.loss(scores, targets))
-        dscores = timed("loss gradient", model.loss_gradient)
-        dhidden = timed("output backward", lambda: model.output.backward(dscores))
-        dembedded = timed("recurrent backward", lambda: cell.backward(dhidden)[0])
+        B, S = targets.shape
+        # What the trainer runs (Model.output_loss): output layer, softmax loss and their
+        # backward, chunk by chunk, never holding the (B, S, V) scores.
+        out = timed("output layer + loss, fwd+bwd", lambda: fc_softmax_loss(
+            model.output, hidden, targets, 1.0 / (B * S)))
+        model.grads[model.output.w_name], model.grads[model.output.b_name] = out.dw, out.db
+        dembedded = timed("recurrent backward", lambda: cell.backward(out.dx)[0])
         timed("embedding backward", lambda: model.embedding.backward(dembedded))
         timed("clip", lambda: model.clip_gradients(config.clip))
         timed("adam", state.optimizer.step)

@@ -14,6 +14,8 @@ from fastrnn.checkpoint import CheckpointError, atomic_write, load_checkpoint, s
 from fastrnn.dropout import CounterDropout
 from fastrnn.lm import (LATEST, Corpus, LanguageModel, ModelConfig, RunError, Trainer, TrainConfig,
                         load_run, resume, resume_trainer, train)
+from fastrnn.lm.evaluation import EVAL_MIN_WINDOW, evaluate_streams
+from fastrnn.lm.run_dir import RunDirectory
 from fastrnn.text import TextError
 
 from texts import rhyme
@@ -203,6 +205,35 @@ def test_training_writes_every_run_file_and_learns(finished_run):
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
     with open(os.path.join(run_dir, "samples.txt"), encoding="utf-8") as samples:
         assert samples.read().count("=== epoch") == 3
+
+
+def test_curves_are_redrawn_at_most_every_curves_every_and_complete_at_the_end(
+        corpus, tmp_path, monkeypatch):
+    drawn = []  # the number of metrics rows of each drawing
+    monkeypatch.setattr(RunDirectory, "write_curves",
+                        lambda directory, history: drawn.append(len(history)))
+    trainer = Trainer(model_for(corpus, dtype="float32"), corpus,
+                      TrainConfig(epochs=3, **FAST), str(tmp_path / "run"))
+    trainer.run(progress=False)
+    # Three validations within a minute: the first drawing, then one at the end.
+    assert drawn == [1, 3]
+    drawn.clear()
+    trainer.CURVES_EVERY = 0.0
+    trainer.run(progress=False, epochs=5)
+    assert drawn == [4, 5]  # every validation draws: nothing is left behind
+
+
+def test_validation_windows_do_not_change_the_score():
+    # A held-out tail of several training windows, read in one window by validation.
+    long_corpus = Corpus.from_text(rhyme() * 30)
+    model = model_for(long_corpus)  # float64: the sums differ only in rounding
+    trainer = Trainer(model, long_corpus, TrainConfig(epochs=1, val_tokens=None, **FAST))
+    assert trainer.eval_window == max(FAST["seq_len"], EVAL_MIN_WINDOW)
+    blocks = trainer.validation
+    assert blocks.shape[1] > FAST["seq_len"] + 1  # several training windows per block
+    np.testing.assert_allclose(trainer.evaluate()["loss"],
+                               evaluate_streams(model, blocks, FAST["seq_len"])["loss"],
+                               rtol=1e-12)
 
 
 def test_a_loaded_run_generates_what_the_trained_model_does(finished_run):

@@ -4,7 +4,10 @@ import math
 
 from .data import Windows, streams
 
-__all__ = ["evaluate", "evaluate_streams", "scores", "stream_sums"]
+__all__ = ["EVAL_MIN_WINDOW", "evaluate", "evaluate_streams", "scores", "stream_sums"]
+
+# The shortest window (time steps) a trainer validates with (see Trainer.eval_window).
+EVAL_MIN_WINDOW = 256
 
 
 def evaluate(model, ids, seq_len, rows):

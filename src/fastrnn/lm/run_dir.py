@@ -180,14 +180,20 @@ class RunDirectory:
         """Write checkpoint ``name`` (arrays and metadata), stamped with the format version."""
         save_checkpoint(self.file(name), arrays, {"format_version": FORMAT_VERSION, **meta})
 
-    def write_logs(self, history, samples):
-        """``metrics.jsonl`` (one row per validation), ``samples.txt`` and ``curves.png``."""
-        # matplotlib is imported only by runs that write their curves (it is slow to import).
-        from ..plots import plot_training_curves
-
+    def write_logs(self, history, samples, curves=True):
+        """``metrics.jsonl`` (one row per validation), ``samples.txt`` and, with
+        ``curves``, ``curves.png``."""
         write_text(self.file(METRICS_FILE), "".join(json.dumps(row) + "\n" for row in history))
         write_text(self.file(SAMPLES_FILE),
                    "".join(f"=== epoch {epoch:g} ===\n{text}\n\n" for epoch, text in samples))
+        if curves:
+            self.write_curves(history)
+
+    def write_curves(self, history):
+        """``curves.png`` of the metrics rows ``history``."""
+        # matplotlib is imported only by runs that write their curves (it is slow to import).
+        from ..plots import plot_training_curves
+
         plot_training_curves(history, self.file(CURVES_FILE))
 
 

@@ -41,7 +41,7 @@ from ..dropout import CounterDropout
 from .config import SCHEDULE, TrainConfig, eval_schedule
 from .data import Corpus
 from .errors import NonFiniteError, RunError
-from .evaluation import evaluate_streams, scores, stream_sums
+from .evaluation import EVAL_MIN_WINDOW, evaluate_streams, scores, stream_sums
 from .lr_schedule import learning_rate, steps_in_budget
 from .model import LanguageModel
 from .parallel import world
@@ -138,6 +138,11 @@ class Trainer:
         self.train_streams = self.split.train_streams(self.config.batch_size,
                                                       self.config.seq_len)
         self.validation = self.split.validation()  # (k, block length), at most val_tokens
+        # Validation reads its blocks in windows of at least EVAL_MIN_WINDOW steps: the
+        # states are carried, so the score is the same as with training's windows, and
+        # fewer, longer windows cost less (the input projections are larger products
+        # and the per-call overhead is paid fewer times).
+        self.eval_window = max(self.config.seq_len, EVAL_MIN_WINDOW)
         self.windows_per_epoch = self.train_streams.windows
         self.tokens_per_step = self.config.batch_size * self.config.seq_len
         self.group = world() if group is None else group
@@ -154,6 +159,8 @@ class Trainer:
         self._saved_step = None  # global_step of the latest checkpoint written or resumed
         self._saved_seconds = None  # and its training seconds (from run(): of the session)
         self._row_mark = None  # (clock, global_step) of the last row (from run(): the session)
+        self._curves_drawn = None  # perf_counter() of the last drawing of curves.png
+        self._curves_behind = False  # whether metrics rows were written after it
 
     # ---------------------------------------------------------------- one step
 
@@ -215,15 +222,14 @@ class Trainer:
         model = copy.deepcopy(self.model)
         state = TrainerState.fresh(model, self.config, len(self.streams))
         self._throwaway_step(model, state)
-        S = self.config.seq_len
-        evaluate_streams(model, self._validation_window(), S)
+        evaluate_streams(model, self._validation_window(), self.eval_window)
         model.generate_ids([0], 1, temperature=0.8)
 
     def _validation_window(self):
         """The first validation window of this process's blocks (of all blocks when it
         has none): what warm-up and the schedule's probe evaluate."""
         validation = self._validation_share if len(self._validation_share) else self.validation
-        return validation[:, :self.config.seq_len + 1]
+        return validation[:, :self.eval_window + 1]
 
     def _throwaway_step(self, model, state):
         """A training step of ``model`` (a copy) with ``state`` (its own) on window 0."""
@@ -267,10 +273,9 @@ class Trainer:
             self._throwaway_step(model, state)
             steps += 1
         step_seconds = (time.perf_counter() - start) / steps
-        S = self.config.seq_len
         start = time.perf_counter()
-        evaluate_streams(model, self._validation_window(), S)
-        windows = max(1, (self.validation.shape[1] - 1) // S)
+        evaluate_streams(model, self._validation_window(), self.eval_window)
+        windows = max(1, (self.validation.shape[1] - 1) // self.eval_window)
         return step_seconds, (time.perf_counter() - start) * windows
 
     def _validations_in(self, steps):
@@ -328,55 +333,58 @@ class Trainer:
         def clock():
             return seconds_before + time.perf_counter() - session_start
 
-        with _StopOnInterrupt() as interrupt, Progress(steps_left, progress, log_every) as bar:
-            self._session = (clock, interrupt)
-            while stopped is None:
-                if epochs is not None and state.epoch >= epochs:
-                    stopped = "epochs"
-                    break
-                if budget is not None and state.seconds >= budget:
-                    stopped = "time"
-                    break
-                if interrupt.requested if self.group.size == 1 else self._agreed[1]:
-                    stopped = "interrupted"
-                    break
-                if state.step_in_epoch == 0:  # a new epoch: streams restart from zero states
-                    state.h[...] = 0.0
-                    state.c[...] = 0.0
-                    # Already zero after the epoch end's row, but not in checkpoints of
-                    # format 1-2, which kept the sums of the epoch they ended.
-                    state.epoch_loss, state.epoch_correct, state.epoch_tokens = 0.0, 0, 0
-                loss = self._train_window(state.step_in_epoch)
-                state.step_in_epoch += 1
-                state.global_step += 1
-                session_steps += 1
-                state.seconds = self._seconds(clock)
-                if state.skipped_in_a_row >= self.config.max_nonfinite:
-                    raise NonFiniteError(self._nonfinite_message(
-                        f"loss/gradient not finite {state.skipped_in_a_row} times in a row"))
-                bar.step(self._progress_text(loss, session_steps * self.tokens_per_step,
-                                             time.perf_counter() - session_start))
-                epoch_end = state.step_in_epoch == self.windows_per_epoch
-                if epoch_end:
-                    state.epoch += 1
-                    state.step_in_epoch = 0
-                if epoch_end or self._evaluation_due():
-                    row = self._validate_and_save()
-                    if self.group.broadcast(callback is not None and bool(callback(self, row))):
-                        stopped = "callback"
-                elif self._checkpoint_due():
-                    self._save(LATEST)
-                state.seconds = self._seconds(clock)
-        if stopped == "time" and (not state.history or
-                                  state.history[-1]["step"] != state.global_step):
-            # A budget ends between validations: validate what was reached, so the run has
-            # a score and a checkpoint of its last step.
-            row = self._validate_and_save()
-            if callback is not None:
-                callback(self, row)
-        elif (self.directory is not None and stopped == "interrupted"
-              and self._saved_step != state.global_step):
-            self._save(LATEST)
+        try:
+            with _StopOnInterrupt() as interrupt, Progress(steps_left, progress, log_every) as bar:
+                self._session = (clock, interrupt)
+                while stopped is None:
+                    if epochs is not None and state.epoch >= epochs:
+                        stopped = "epochs"
+                        break
+                    if budget is not None and state.seconds >= budget:
+                        stopped = "time"
+                        break
+                    if interrupt.requested if self.group.size == 1 else self._agreed[1]:
+                        stopped = "interrupted"
+                        break
+                    if state.step_in_epoch == 0:  # a new epoch: streams restart from zero states
+                        state.h[...] = 0.0
+                        state.c[...] = 0.0
+                        # Already zero after the epoch end's row, but not in checkpoints of
+                        # format 1-2, which kept the sums of the epoch they ended.
+                        state.epoch_loss, state.epoch_correct, state.epoch_tokens = 0.0, 0, 0
+                    loss = self._train_window(state.step_in_epoch)
+                    state.step_in_epoch += 1
+                    state.global_step += 1
+                    session_steps += 1
+                    state.seconds = self._seconds(clock)
+                    if state.skipped_in_a_row >= self.config.max_nonfinite:
+                        raise NonFiniteError(self._nonfinite_message(
+                            f"loss/gradient not finite {state.skipped_in_a_row} times in a row"))
+                    bar.step(self._progress_text(loss, session_steps * self.tokens_per_step,
+                                                 time.perf_counter() - session_start))
+                    epoch_end = state.step_in_epoch == self.windows_per_epoch
+                    if epoch_end:
+                        state.epoch += 1
+                        state.step_in_epoch = 0
+                    if epoch_end or self._evaluation_due():
+                        row = self._validate_and_save()
+                        if self.group.broadcast(callback is not None and bool(callback(self, row))):
+                            stopped = "callback"
+                    elif self._checkpoint_due():
+                        self._save(LATEST)
+                    state.seconds = self._seconds(clock)
+            if stopped == "time" and (not state.history or
+                                      state.history[-1]["step"] != state.global_step):
+                # A budget ends between validations: validate what was reached, so the run has
+                # a score and a checkpoint of its last step.
+                row = self._validate_and_save()
+                if callback is not None:
+                    callback(self, row)
+            elif (self.directory is not None and stopped == "interrupted"
+                  and self._saved_step != state.global_step):
+                self._save(LATEST)
+        finally:  # also when training stops on an error: the picture has every row
+            self._finish_curves()
         return TrainResult(stopped, state.epoch, state.global_step, state.seconds,
                            state.best_val_loss, state.history[-1] if state.history else None)
 
@@ -471,15 +479,37 @@ class Trainer:
             if improved:
                 self._save(BEST)
             if self.group.is_root:
-                self.directory.write_logs(state.history, state.samples)
+                self.directory.write_logs(state.history, state.samples,
+                                          curves=self._curves_due())
         self._row_mark = (time.perf_counter(), state.global_step)
         return row
+
+    # curves.png is redrawn at most this often (seconds) while a run trains, and at its
+    # end: drawing it costs as much as several training steps, inside the time budget.
+    CURVES_EVERY = 60.0
+
+    def _curves_due(self):
+        """Whether the validation being written redraws ``curves.png``: the first one,
+        then when CURVES_EVERY seconds passed since the last drawing; the others leave
+        it behind until :meth:`_finish_curves`."""
+        now = time.perf_counter()
+        due = self._curves_drawn is None or now - self._curves_drawn >= self.CURVES_EVERY
+        if due:
+            self._curves_drawn = now
+        self._curves_behind = not due
+        return due
+
+    def _finish_curves(self):
+        """Draw ``curves.png`` of every row when the last drawing left some out."""
+        if self._curves_behind and self.directory is not None and self.group.is_root:
+            self.directory.write_curves(self.state.history)
+        self._curves_behind = False
 
     def evaluate(self):
         """Metrics of the model on the validation blocks (see
         :func:`fastrnn.lm.evaluation.evaluate_streams`); across processes, each scores
         its share of the blocks and the sums are added up."""
-        sums = np.array(stream_sums(self.model, self._validation_share, self.config.seq_len),
+        sums = np.array(stream_sums(self.model, self._validation_share, self.eval_window),
                         dtype=np.float64)
         loss_sum, correct, tokens = self.group.sum(sums)
         return scores(float(loss_sum), int(correct), int(tokens))
