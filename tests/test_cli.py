@@ -86,8 +86,8 @@ def test_info_reports_the_run(word_run, capsys):
     assert "best validation:  " in out and "nats per token" in out
     assert "training time:" in out and "parameters:" in out
     config = json.loads((word_run / "config.json").read_text())["training"]
-    assert (f"schedule:         learning rate {config['lr']:g} (linear to 0.1 x, 2 warmup "
-            "steps); validation every "
+    assert (f"schedule:         learning rate {config['lr']:g} (linear to 0.1 x over the last "
+            "0.25, 2 warmup steps); validation every "
             f"{config['eval_every']} of training and at epoch ends, on <= "
             f"{config['val_tokens']:,} held-out tokens; latest checkpoint written at "
             f"validations and every {config['checkpoint_every']} of training\n") in out
@@ -107,7 +107,8 @@ def test_info_reports_the_run(word_run, capsys):
 def test_info_states_the_schedule_in_words(settings, expected):
     from fastrnn.cli import _schedule
     from fastrnn.lm import TrainConfig
-    assert _schedule(TrainConfig(**settings)) == f"learning rate 0.005 (constant); {expected}"
+    assert _schedule(TrainConfig(**settings)) == (
+        f"learning rate 0.005 (linear to 0.1 x over the last 0.25); {expected}")
 
 
 def test_info_states_the_learning_rate_schedule():

@@ -203,11 +203,14 @@ class TrainConfig(_Validated):
     # changes no finite step, so those runs get it too (it only stops a run gone bad).
     max_nonfinite: int = since(3, before=5, default=5)
     recompute: int | str = since(4, before="off", default="auto")
-    # Versions 1-3 trained at a constant rate.
-    lr_schedule: str = since(4, before="constant", default="constant")
+    # Versions 1-3 trained at a constant rate.  The default holds lr, then cools it down
+    # linearly to lr * lr_floor over the last quarter of the run's steps: what measured
+    # best per minute against a constant rate and longer decays
+    # (docs/quality_per_minute.md).
+    lr_schedule: str = since(4, before="constant", default="linear")
     warmup: int = since(4, before=0, default=0)
     lr_floor: float = since(4, before=0.1, default=0.1)
-    lr_decay_share: float = since(4, before=1.0, default=1.0)
+    lr_decay_share: float = since(4, before=1.0, default=0.25)
 
     RULES = {
         "seq_len": (_positive_int, "an integer >= 1"),
