@@ -72,16 +72,15 @@ def runs(tmp_path_factory):
     text = work / "rhyme.txt"
     text.write_text(rhyme(lines=70, seed=5))
     train = ["train", str(text), *SETTINGS, "--quiet"]
-    os.environ["FASTRNN_CACHE_DIR"] = str(work / "stores")
-    try:
+    # Restored afterwards to the session's setting (conftest.token_store_cache), not unset.
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("FASTRNN_CACHE_DIR", str(work / "stores"))
         assert cli.main(train + ["--out", str(work / "k1")]) == 0
         assert cli.main(train + ["--dropout", "0.3", "--out", str(work / "k1_dropout")]) == 0
         with pytest.MonkeyPatch.context() as monkeypatch:
             interrupt_at_step(monkeypatch, 10)
             assert cli.main(train + ["--out", str(work / "from_k1")]) == 130
         job = run_mpi("runs", str(work), str(text), *SETTINGS)
-    finally:
-        del os.environ["FASTRNN_CACHE_DIR"]
     assert job.returncode == 0, job.stderr
     return work, job
 
