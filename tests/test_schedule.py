@@ -22,7 +22,9 @@ from fastrnn.lm.split import VALIDATION_BLOCKS, split_text
 from texts import rhyme
 
 SMALL = dict(embedding=8, hidden=12, dtype="float64", layers=2, dropout=0.2)
-FAST = dict(seq_len=8, batch_size=4, lr=1e-2, lr_schedule="cosine", warmup=3)
+# Epochs end these runs: their schedule never depends on the speed of the machine.
+FAST = dict(seq_len=8, batch_size=4, lr=1e-2, lr_schedule="cosine", warmup=3,
+            time_budget=None)
 
 
 
@@ -228,7 +230,7 @@ def test_a_time_budget_is_turned_into_steps_once_and_a_resume_reuses_them(corpus
     """The probe's figures are fixed here (the clock would make them differ from run to run);
     the run records the steps they give, and a resume never probes again: it continues
     with the recorded steps and ends bitwise equal to a run without a stop."""
-    config = TrainConfig(time_budget=1e4, eval_every=5, **FAST)
+    config = TrainConfig(eval_every=5, **{**FAST, "time_budget": 1e4})
     monkeypatch.setattr(Trainer, "_probe", lambda self: (1.0, 1.0))
     straight = Trainer(model_for(corpus), corpus, config)
     straight.run(progress=False, callback=lambda trainer, row: row["step"] >= 20)
@@ -250,6 +252,20 @@ def test_a_time_budget_is_turned_into_steps_once_and_a_resume_reuses_them(corpus
     assert_bitwise_equal(resumed, straight)
     for row in resumed.history:
         assert row["lr"] == pytest.approx(plain_rate(config, row["step"] - 1, planned), rel=1e-12)
+
+
+def test_the_probe_of_a_small_model_stops_after_probe_steps(corpus, monkeypatch):
+    """A small model's steps take microseconds: the probe times PROBE_STEPS of them (after
+    an untimed first) instead of a whole second, and gives the seconds of a step and of
+    a validation pass."""
+    calls = []
+    throwaway = Trainer._throwaway_step
+    monkeypatch.setattr(Trainer, "_throwaway_step",
+                        lambda self, model, state: calls.append(1) or throwaway(self, model, state))
+    trainer = Trainer(model_for(corpus), corpus, TrainConfig(**{**FAST, "time_budget": 1e4}))
+    step_seconds, validation_seconds = trainer._probe()
+    assert len(calls) == 1 + Trainer.PROBE_STEPS
+    assert 0 < step_seconds < Trainer.PROBE_SECONDS and validation_seconds > 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -240,8 +240,9 @@ class Trainer:
         state.optimizer.step()
 
     # The probe of a time-bounded schedule times training steps for this share of the
-    # budget, at most PROBE_SECONDS (and at least 3 steps).
-    PROBE_SHARE, PROBE_SECONDS = 0.01, 1.0
+    # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps): a step's
+    # time varies little after the first, and small models need no second of probing.
+    PROBE_SHARE, PROBE_SECONDS, PROBE_STEPS = 0.01, 1.0, 20
 
     def plan_schedule(self):
         """Fix ``state.schedule_steps``, the step at which the learning rate's decay ends:
@@ -269,7 +270,8 @@ class Trainer:
         self._throwaway_step(model, state)  # first touch of the buffers: not timed
         probe_seconds = min(self.PROBE_SECONDS, self.PROBE_SHARE * self.config.time_budget)
         steps, start = 0, time.perf_counter()
-        while steps < 3 or time.perf_counter() - start < probe_seconds:
+        while steps < 3 or (steps < self.PROBE_STEPS
+                            and time.perf_counter() - start < probe_seconds):
             self._throwaway_step(model, state)
             steps += 1
         step_seconds = (time.perf_counter() - start) / steps
