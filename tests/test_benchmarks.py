@@ -485,3 +485,35 @@ def test_step_profile_times_every_phase_of_a_step():
     B, S, E, H, V = 2, 3, 4, 5, 6
     assert script.step_flops(B, S, E, H, V) == 3 * (2 * B * S * (E + H) * 4 * H + 2 * B * S * H * V)
     assert script.gemm_peak_gflops(n=64, repeats=1) > 0
+
+
+def test_recipe_by_steps_trains_exactly_the_steps_asked_and_scores_each():
+    """``recipe_by_steps.py`` stands for a time budget by a number of steps: fastrnn trains
+    exactly that many (its validations at epoch ends take none), each scored as it ends."""
+    script = load(BENCH_DIR / "recipe_by_steps.py")
+    from fastrnn.lm import Corpus
+    from texts import rhyme
+
+    corpus = Corpus.from_text(rhyme(seed=9))
+    settings = {"embedding": 8, "hidden": 12, "seq_len": 8, "batch_size": 4,
+                "lr_schedule": "linear", "lr_decay_share": 0.5, "lr": 0.01}
+    seen, biases = [], []
+
+    def score_at(step, params):
+        seen.append(step)
+        biases.append(float(np.abs(params["output_b"]).sum()))
+
+    assert script.train_fastrnn_steps(corpus, settings, 6, score_at) == 6
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert len(set(biases)) == 6  # every step changed the parameters
+
+
+def test_recipe_by_steps_runs_the_torch_script_for_its_steps():
+    pytest.importorskip("torch")
+    script = load(BENCH_DIR / "recipe_by_steps.py")
+    ids = np.random.default_rng(0).integers(0, 7, 32 * 3 * 64 + 1)
+    seen = []
+    script.train_torch_steps(ids, 7, 4, lambda step, net: seen.append(
+        (step, float(net.output.bias.detach().abs().sum()))))
+    assert [step for step, _ in seen] == [1, 2, 3, 4]
+    assert len({value for _, value in seen}) == 4

@@ -1,0 +1,134 @@
+"""Rank training recipes by steps, which the load of a shared machine does not change.
+
+    python asv_bench/recipe_by_steps.py --text docstrings --steps 3640 --copies 573,1110
+    python asv_bench/recipe_by_steps.py --text unicode --steps 3640 \\
+        --set lr_schedule=constant                       # another recipe, same steps
+    python asv_bench/recipe_by_steps.py --text stdlib --side torch --steps 3100
+
+One trial: ``--steps`` training steps of fastrnn's defaults (with ``--set`` settings; a
+learning-rate schedule is planned over exactly those steps) or of the plain PyTorch script
+of ``train_vs_torch.py``, on one thread, on that script's texts and split; the parameters
+after each step of ``--copies`` and after the last are scored by its ``evaluate`` on the
+same held-out blocks.  Prints (and with ``--out`` writes) a JSON line: the losses by step.
+To stand for a time budget, take the step counts of quiet ``train_vs_torch.py`` runs
+(docs/quality_per_minute.md).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_vs_torch as side_by_side  # noqa: E402
+
+
+def train_torch_steps(train_ids, vocab_size, steps, score_at):
+    """The PyTorch script's loop (``side_by_side.train_torch``) for ``steps`` steps; calls
+    ``score_at(step, net)`` after each step."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    B, S = side_by_side.TORCH["batch_size"], side_by_side.TORCH["seq_len"]
+    length = len(train_ids) // B
+    stream = torch.from_numpy(train_ids[:B * length].astype(np.int64).reshape(B, length))
+    windows = (length - 1) // S
+    net = side_by_side.torch_model(vocab_size)
+    optimizer = torch.optim.Adam(net.parameters(), lr=side_by_side.TORCH["lr"])
+    state = None
+    for step in range(steps):
+        window = step % windows
+        if window == 0:
+            state = None
+        x = stream[:, window * S:(window + 1) * S]
+        y = stream[:, window * S + 1:(window + 1) * S + 1]
+        scores, state = net(x, state)
+        state = tuple(s.detach() for s in state)
+        loss = F.cross_entropy(scores.reshape(-1, vocab_size), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), side_by_side.TORCH["clip"])
+        optimizer.step()
+        score_at(step + 1, net)
+
+
+def train_fastrnn_steps(corpus, settings, steps, score_at):
+    """fastrnn's Trainer for ``steps`` steps, its schedule planned over them; calls
+    ``score_at(step, params)`` after each step."""
+    import fastrnn
+    from fastrnn.lm import LanguageModel, Trainer
+
+    fastrnn.set_num_threads(1)
+    model_config, train_config = side_by_side.fastrnn_configs(settings)
+    # Epochs and time do not end the trial: a validation at its last step does.
+    train_config = dataclasses.replace(train_config, epochs=10**6, time_budget=None,
+                                       eval_every=steps, checkpoint_every=None)
+    model = LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed)
+
+    class StepTrainer(Trainer):
+        def _train_window(self, window):
+            loss = super()._train_window(window)
+            score_at(self.state.global_step + 1, self.model.params)
+            return loss
+
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = StepTrainer(model, corpus, train_config, os.path.join(scratch, "run"))
+        trainer.state.schedule_steps = steps
+        trainer.run(progress=False, callback=lambda t, row: t.state.global_step >= steps)
+    return trainer.state.global_step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text", choices=sorted(side_by_side.TEXTS), default="docstrings")
+    parser.add_argument("--max-chars", type=int, default=side_by_side.MAX_CHARS)
+    parser.add_argument("--side", choices=("fastrnn", "torch"), default="fastrnn")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--copies", default="", help="more steps to score, e.g. 573,1110")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    from fastrnn.lm import Corpus
+
+    score_steps = {int(s) for s in args.copies.split(",") if s} | {args.steps}
+    settings = side_by_side.parse_settings(args.set)
+    text = side_by_side.TEXTS[args.text](args.max_chars)[:args.max_chars]
+    corpus = Corpus.from_text(text, level="char")
+    split = corpus.split(side_by_side.fastrnn_configs(settings)[1])
+    validation = split.validation()
+    vocab_size = len(corpus.vocab)
+    losses = {}
+    began = time.perf_counter()
+    if args.side == "torch":
+        train_ids = np.concatenate([corpus.ids[a:b] for a, b in split.train_ranges])
+
+        def score_torch(step, net):
+            if step in score_steps:
+                losses[step] = side_by_side.evaluate(net, validation)
+
+        train_torch_steps(train_ids, vocab_size, args.steps, score_torch)
+    else:
+        def score_fastrnn(step, params):
+            if step in score_steps:
+                net = side_by_side.scoring_net("fastrnn", dict(params), vocab_size)
+                losses[step] = side_by_side.evaluate(net, validation)
+
+        train_fastrnn_steps(corpus, settings, args.steps, score_fastrnn)
+    result = {"text": args.text, "side": args.side, "steps": args.steps, "settings": settings,
+              "val_loss_by_step": {str(k): round(v, 5) for k, v in sorted(losses.items())},
+              "seconds": round(time.perf_counter() - began, 1)}
+    print(json.dumps(result))
+    if args.out:
+        args.out.write_text(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
