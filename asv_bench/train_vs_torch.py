@@ -407,8 +407,11 @@ def write_outputs(out, name, document):
         for run in document["runs"]:
             for seconds, step, loss in run["curve"]:
                 writer.writerow([run["side"], run["budget"], run["repeat"], seconds, step, loss])
-    panels = [(f"{budget:g} s budget", [(run["side"], [r[0] for r in run["curve"]],
-                                          [r[2] for r in run["curve"]], COLORS[run["side"]])
+    # The copies after step 0: the untrained model's loss (about log V) would squeeze the
+    # part of the curves that differs into the bottom of the plot.
+    panels = [(f"{budget:g} s budget", [(run["side"], [r[0] for r in run["curve"] if r[1] > 0],
+                                          [r[2] for r in run["curve"] if r[1] > 0],
+                                          COLORS[run["side"]])
                                          for run in document["runs"] if run["budget"] == budget])
               for budget in document["budgets"]]
     plot_panels(panels, png_path, "training time (s)", "validation loss (nats per char)")

@@ -235,8 +235,11 @@ def test_a_time_budget_is_turned_into_steps_once_and_a_resume_reuses_them(corpus
     straight = Trainer(model_for(corpus), corpus, config)
     straight.run(progress=False, callback=lambda trainer, row: row["step"] >= 20)
     planned = straight.state.schedule_steps
-    # 1 s a step, and 1 s a validation every 5 steps and every epoch end:
-    assert planned == pytest.approx(1e4 / (1 + 1 / 5 + 1 / straight.windows_per_epoch), rel=1e-3)
+    # 1 s a step, and 1 s a validation every 5 steps and every epoch end; the decay is
+    # planned to end after a share of the steps expected:
+    expected = 1e4 / (1 + 1 / 5 + 1 / straight.windows_per_epoch)
+    assert planned == pytest.approx(Trainer.BUDGET_PLAN_SHARE * expected, rel=1e-3)
+    assert Trainer.BUDGET_PLAN_SHARE < 1
     run_dir = str(tmp_path / "split")
     train(model_for(corpus), corpus, config, run_dir, progress=False,
           callback=lambda trainer, row: row["step"] >= 10)

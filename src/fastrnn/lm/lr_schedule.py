@@ -6,7 +6,8 @@ function of the run's settings (:class:`~fastrnn.lm.config.TrainConfig`: ``lr``,
 spans, fixed once at the start of a run and recorded in its trainer state
 (``schedule_steps``): never measured again, so a resumed run, or K processes of one
 run, compute the same rates.  A run bounded by a time budget gets ``total`` from
-:func:`steps_in_budget`, an estimate from a short timed probe.
+:func:`steps_in_budget`, an estimate from a short timed probe, less a margin
+(:attr:`~fastrnn.lm.trainer.Trainer.BUDGET_PLAN_SHARE`).
 
 Schedules: 'constant' (``lr`` at every step; the warmup still applies); 'cosine'
 and 'linear' from ``lr`` down to ``lr * lr_floor`` at step ``total``, and

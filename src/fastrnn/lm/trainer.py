@@ -244,22 +244,28 @@ class Trainer:
     # time varies little after the first, and small models need no second of probing.
     PROBE_SHARE, PROBE_SECONDS, PROBE_STEPS = 0.01, 1.0, 20
 
+    # A time budget's decay is planned to end after this share of the steps the probe
+    # expects: a run slower than its probe (a busy or noisy machine) still completes its
+    # cool-down, which is worth far more than the few last steps a faster run then
+    # trains at the floor rate.
+    BUDGET_PLAN_SHARE = 0.85
+
     def plan_schedule(self):
         """Fix ``state.schedule_steps``, the step at which the learning rate's decay ends:
-        the run's last step, from its epochs, or for a time budget estimated by a short
-        probe of training steps and one validation window on a throwaway copy of the
-        model (before the clock starts, like compilation; about 1% of the budget).
-        Called once, at the start of a run that decays; the result is recorded in
-        every checkpoint, never measured again."""
+        the run's last step, from its epochs, or for a time budget BUDGET_PLAN_SHARE of
+        the steps estimated by a short probe of training steps and one validation window
+        on a throwaway copy of the model (before the clock starts, like compilation;
+        about 1% of the budget).  Called once, at the start of a run that decays; the
+        result is recorded in every checkpoint, never measured again."""
         state, config = self.state, self.config
         plans = []
         if config.epochs is not None:
             plans.append(config.epochs * self.windows_per_epoch)
         if config.time_budget is not None:
             step_seconds, validation_seconds = self._probe()
-            plans.append(state.global_step + steps_in_budget(
-                config.time_budget - state.seconds, step_seconds,
-                self._validations_in, validation_seconds))
+            expected = steps_in_budget(config.time_budget - state.seconds, step_seconds,
+                                       self._validations_in, validation_seconds)
+            plans.append(state.global_step + round(self.BUDGET_PLAN_SHARE * expected))
         # Rank 0's estimate for every process: K ranks follow one schedule.
         state.schedule_steps = self.group.broadcast(max(1, min(plans)))
 
