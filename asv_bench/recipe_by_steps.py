@@ -30,33 +30,12 @@ import train_vs_torch as side_by_side  # noqa: E402
 
 
 def train_torch_steps(train_ids, vocab_size, steps, score_at):
-    """The PyTorch script's loop (``side_by_side.train_torch``) for ``steps`` steps; calls
-    ``score_at(step, net)`` after each step."""
-    import torch
-    import torch.nn.functional as F
-
-    torch.set_num_threads(1)
-    B, S = side_by_side.TORCH["batch_size"], side_by_side.TORCH["seq_len"]
-    length = len(train_ids) // B
-    stream = torch.from_numpy(train_ids[:B * length].astype(np.int64).reshape(B, length))
-    windows = (length - 1) // S
-    net = side_by_side.torch_model(vocab_size)
-    optimizer = torch.optim.Adam(net.parameters(), lr=side_by_side.TORCH["lr"])
-    state = None
-    for step in range(steps):
-        window = step % windows
-        if window == 0:
-            state = None
-        x = stream[:, window * S:(window + 1) * S]
-        y = stream[:, window * S + 1:(window + 1) * S + 1]
-        scores, state = net(x, state)
-        state = tuple(s.detach() for s in state)
-        loss = F.cross_entropy(scores.reshape(-1, vocab_size), y.reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), side_by_side.TORCH["clip"])
-        optimizer.step()
-        score_at(step + 1, net)
+    """The PyTorch script of ``train_vs_torch.py`` for ``steps`` steps on one thread;
+    calls ``score_at(step, net)`` after each step."""
+    net, step = side_by_side.torch_script(train_ids, vocab_size, threads=1)
+    for n in range(steps):
+        step(n)
+        score_at(n + 1, net)
 
 
 def train_fastrnn_steps(corpus, settings, steps, score_at):

@@ -205,42 +205,55 @@ class Copies:
                  figures=json.dumps(figures), **arrays)
 
 
-def train_torch(data, budget, every, threads):
-    """The plain PyTorch script, for ``budget`` seconds from its first step."""
+def torch_script(train_ids, vocab_size, threads):
+    """The plain PyTorch script on tokens ``train_ids`` (n,): (net, step), where
+    ``step(n)`` trains training step n (its window of the B streams; each pass over
+    the text starts from zero states)."""
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
     B, S = TORCH["batch_size"], TORCH["seq_len"]
-    ids = data["train"]
-    length = len(ids) // B
-    stream = torch.from_numpy(ids[:B * length].astype(np.int64).reshape(B, length))
+    length = len(train_ids) // B
+    stream = torch.from_numpy(train_ids[:B * length].astype(np.int64).reshape(B, length))
     windows = (length - 1) // S
-    vocab_size = int(data["vocab_size"])
     net = torch_model(vocab_size)
     optimizer = torch.optim.Adam(net.parameters(), lr=TORCH["lr"])
-    copies = Copies(every)
+    carried = [None]
 
-    def params():
-        return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-
-    steps, step_seconds, state = 0, 0.0, None
-    start = time.perf_counter()
-    while time.perf_counter() - start < budget:
-        window = steps % windows
+    def step(n):
+        window = n % windows
         if window == 0:
-            state = None  # each pass over the text starts from zero states
-        copies.take(time.perf_counter() - start, steps, params)
-        began = time.perf_counter()
+            carried[0] = None
         x = stream[:, window * S:(window + 1) * S]
         y = stream[:, window * S + 1:(window + 1) * S + 1]
-        scores, state = net(x, state)
-        state = tuple(s.detach() for s in state)
+        scores, state = net(x, carried[0])
+        carried[0] = tuple(s.detach() for s in state)
         loss = F.cross_entropy(scores.reshape(-1, vocab_size), y.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), TORCH["clip"])
         optimizer.step()
+
+    return net, step
+
+
+def train_torch(data, budget, every, threads):
+    """The plain PyTorch script, for ``budget`` seconds from its first step."""
+    import torch
+
+    net, step = torch_script(data["train"], int(data["vocab_size"]), threads)
+    copies = Copies(every)
+
+    def params():
+        return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
+    steps, step_seconds = 0, 0.0
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget:
+        copies.take(time.perf_counter() - start, steps, params)
+        began = time.perf_counter()
+        step(steps)
         steps += 1
         step_seconds += time.perf_counter() - began
     seconds = time.perf_counter() - start
