@@ -240,8 +240,9 @@ class Trainer:
         state.optimizer.step()
 
     # The probe of a time-bounded schedule times training steps for this share of the
-    # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps): a step's
-    # time varies little after the first, and small models need no second of probing.
+    # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps): small models
+    # need no second of probing, and the plan keeps a margin (BUDGET_PLAN_SHARE) for the
+    # run's steps being slower than the probe's.
     PROBE_SHARE, PROBE_SECONDS, PROBE_STEPS = 0.01, 1.0, 20
 
     # A time budget's decay is planned to end after this share of the steps the probe
