@@ -15,15 +15,12 @@ To stand for a time budget, take the step counts of quiet ``train_vs_torch.py`` 
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_vs_torch as side_by_side  # noqa: E402
@@ -42,14 +39,13 @@ def train_fastrnn_steps(corpus, settings, steps, score_at):
     """fastrnn's Trainer for ``steps`` steps, its schedule planned over them; calls
     ``score_at(step, params)`` after each step."""
     import fastrnn
-    from fastrnn.lm import LanguageModel, Trainer
+    from fastrnn.lm import Trainer
 
     fastrnn.set_num_threads(1)
-    model_config, train_config = side_by_side.fastrnn_configs(settings)
     # Epochs and time do not end the trial: a validation at its last step does.
-    train_config = dataclasses.replace(train_config, epochs=10**6, time_budget=None,
-                                       eval_every=steps, checkpoint_every=None)
-    model = LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed)
+    model, train_config = side_by_side.fastrnn_model(corpus, settings, epochs=10**6,
+                                                     time_budget=None, eval_every=steps,
+                                                     checkpoint_every=None)
 
     class StepTrainer(Trainer):
         def _train_window(self, window):
@@ -80,13 +76,12 @@ def main(argv=None):
     settings = side_by_side.parse_settings(args.set)
     text = side_by_side.TEXTS[args.text](args.max_chars)[:args.max_chars]
     corpus = Corpus.from_text(text, level="char")
-    split = corpus.split(side_by_side.fastrnn_configs(settings)[1])
-    validation = split.validation()
+    validation, train_ids = side_by_side.split_tokens(
+        corpus, side_by_side.fastrnn_configs(settings)[1])
     vocab_size = len(corpus.vocab)
     losses = {}
     began = time.perf_counter()
     if args.side == "torch":
-        train_ids = np.concatenate([corpus.ids[a:b] for a, b in split.train_ranges])
 
         def score_torch(step, net):
             if step in score_steps:

@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 import train_vs_torch as side_by_side  # noqa: E402
@@ -41,13 +39,12 @@ def fastrnn_step(text, threads, run_dir):
     """fastrnn's default training step on ``text``, its run files in ``run_dir``: a
     function of the step number that returns the step's loss."""
     import fastrnn
-    from fastrnn.lm import Corpus, LanguageModel, Trainer
+    from fastrnn.lm import Corpus, Trainer
 
     if threads:
         fastrnn.set_num_threads(threads)
-    model_config, train_config = side_by_side.fastrnn_configs({})
     corpus = Corpus.from_text(text, level="char")
-    model = LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed)
+    model, train_config = side_by_side.fastrnn_model(corpus, {})
     trainer = Trainer(model, corpus, train_config, run_dir)
     return lambda n: trainer._train_window(n % trainer.windows_per_epoch)
 
@@ -57,8 +54,7 @@ def torch_step(text, threads):
     from fastrnn.lm import Corpus
 
     corpus = Corpus.from_text(text, level="char")
-    split = corpus.split(side_by_side.fastrnn_configs({})[1])
-    train_ids = np.concatenate([corpus.ids[a:b] for a, b in split.train_ranges])
+    _, train_ids = side_by_side.split_tokens(corpus, side_by_side.fastrnn_configs({})[1])
     _, step = side_by_side.torch_script(train_ids, len(corpus.vocab), threads or os.cpu_count())
     return step
 

@@ -278,17 +278,33 @@ def fastrnn_configs(settings):
     return model.validate(), train.validate()
 
 
-def train_fastrnn(text, budget, every, settings, run_dir):
-    """``fastrnn train`` through its API, with parameter copies taken between steps."""
+def fastrnn_model(corpus, settings, **train_changes):
+    """fastrnn's default model on ``corpus`` with ``settings`` (name -> value): (model,
+    TrainConfig with ``train_changes`` applied), as ``fastrnn train`` builds them."""
     import dataclasses
 
-    import fastrnn
-    from fastrnn.lm import Corpus, LanguageModel, Trainer
+    from fastrnn.lm import LanguageModel
 
     model_config, train_config = fastrnn_configs(settings)
-    train_config = dataclasses.replace(train_config, epochs=None, time_budget=budget)
+    train_config = dataclasses.replace(train_config, **train_changes).validate()
+    return (LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed),
+            train_config)
+
+
+def split_tokens(corpus, train_config):
+    """fastrnn's split of ``corpus``, what both sides see: (held-out blocks (rows, n),
+    training tokens (n,) as one array)."""
+    split = corpus.split(train_config)
+    return split.validation(), np.concatenate([corpus.ids[a:b] for a, b in split.train_ranges])
+
+
+def train_fastrnn(text, budget, every, settings, run_dir):
+    """``fastrnn train`` through its API, with parameter copies taken between steps."""
+    import fastrnn
+    from fastrnn.lm import Corpus, Trainer
+
     corpus = Corpus.from_text(text, level="char")
-    model = LanguageModel(corpus.vocab, corpus.tokenizer, model_config, train_config.seed)
+    model, train_config = fastrnn_model(corpus, settings, epochs=None, time_budget=budget)
     copies = Copies(every)
     step_seconds = [0.0]
 
@@ -469,9 +485,7 @@ def main(argv=None):
     text = text[:args.max_chars]
     name = args.name or name
     corpus = Corpus.from_text(text, level="char")
-    split = corpus.split(train_config)  # fastrnn's split: the held-out blocks of both sides
-    validation = split.validation()
-    train_ids = np.concatenate([corpus.ids[a:b] for a, b in split.train_ranges])
+    validation, train_ids = split_tokens(corpus, train_config)
     print(f"text {name}: {len(text):,} characters, vocabulary {len(corpus.vocab)}, "
           f"{validation.size:,} held-out tokens; fastrnn settings {settings or 'defaults'}; "
           f"Python {platform.python_version()}, {os.cpu_count()} cores, load "
