@@ -4,7 +4,7 @@
     python asv_bench/step_profile.py --steps 50 --json
 
 Times each phase of :meth:`fastrnn.lm.Trainer._train_window` (the window's tokens,
-embedding, recurrent forward and backward, the output layer and softmax loss with their
+recurrent forward and backward with the embedding, the output layer and softmax loss with their
 backward, taken in chunks as training does, clipping, Adam) by running the same calls
 one by one, and the
 whole step as the trainer runs it; then the step's FLOPs (its matrix products) against
@@ -61,9 +61,11 @@ def profile(trainer, steps):
     for window in range(steps):
         window %= trainer.windows_per_epoch
         x, targets = timed("window tokens", lambda: trainer._window(window))
-        embedded = timed("embedding forward", lambda: model.embedding.forward(x))
-        hidden = timed("recurrent forward", lambda: cell.forward(embedded, state.h[0],
-                                                                 state.c[0]))
+        embedding = model.params[model.embedding.w_name]
+        # The first layer takes the ids and the embedding (Model._hidden), which it
+        # folds into its input projection at the default sizes (LSTM.forward_ids).
+        hidden = timed("recurrent forward", lambda: cell.forward_ids(x, embedding, state.h[0],
+                                                                     state.c[0]))
         state.h[0], state.c[0] = hidden[:, -1], cell.final_c
         B, S = targets.shape
         # What the trainer runs (Model.output_loss): output layer, softmax loss and their
@@ -71,8 +73,8 @@ def profile(trainer, steps):
         out = timed("output layer + loss, fwd+bwd", lambda: fc_softmax_loss(
             model.output, hidden, targets, 1.0 / (B * S)))
         model.grads[model.output.w_name], model.grads[model.output.b_name] = out.dw, out.db
-        dembedded = timed("recurrent backward", lambda: cell.backward(out.dx)[0])
-        timed("embedding backward", lambda: model.embedding.backward(dembedded))
+        model.grads[model.embedding.w_name] = timed(
+            "recurrent backward", lambda: cell.backward_ids(out.dx)[0])
         timed("clip", lambda: model.clip_gradients(config.clip))
         timed("adam", state.optimizer.step)
         # Whole steps alternate with the phase-by-phase ones, so that a change of the

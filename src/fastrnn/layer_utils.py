@@ -93,6 +93,16 @@ class LSTMForwardState(NamedTuple):
     blocks: int       # the kernels' n_blocks, which fixes the buffers' layout
 
 
+class IdsForwardState(NamedTuple):
+    """What ``forward_ids`` keeps for ``backward_ids`` (a recurrent layer's ``meta``)."""
+
+    inner: object            # the layer's own forward state: of the ids with a table
+    #                          E Wx (folded), or of the vectors E[ids] (not folded)
+    embedding: np.ndarray    # (V, D) as the forward read it
+    wx: np.ndarray           # (D, G) as the forward read it
+    ids: object              # None when folded, else the ids (N * T,) for dx's scatter
+
+
 class _Layer:
     """What every layer has: a name, params and grads dicts, and meta."""
 
@@ -118,6 +128,7 @@ class _RecurrentLayer(_Layer):
     """Shared parameter handling of VanillaRNN (G = H) and LSTM (G = 4H)."""
 
     gates_per_unit = 1
+    _folds_input = False  # whether forward_ids can fold an embedding (_forward_folded)
 
     def __init__(self, input_dim, h_dim, init_scale, name, dtype, checkpoint_every,
                  memory_budget):
@@ -188,9 +199,11 @@ class _RecurrentLayer(_Layer):
         G = self.gates_per_unit * H
         return chunks_for(N * T, 2 * T * N * G * (D + H) + 30 * T * N * G)
 
-    def _state_buffers(self, buffer_type, sizes, dtype):
+    def _state_buffers(self, buffer_type, sizes, dtype, input_dtype=None):
         """A ``buffer_type`` (RNNBuffers, LSTMBuffers) of flat buffers of ``sizes``
-        (in its fields' order) for the state a forward stores.
+        (in its fields' order) for the state a forward stores, all of ``dtype``
+        but the first (the input, x_tm), of ``input_dtype`` when given (int64
+        for token ids).
 
         The buffers of the last state a backward consumed are reused when they
         fit: a large buffer freed and allocated again comes back as fresh pages
@@ -199,23 +212,96 @@ class _RecurrentLayer(_Layer):
         holds on to one consumed state's buffers between a backward and the next
         forward; no array a caller can see is ever reused.
         """
+        dtypes = (dtype if input_dtype is None else input_dtype,) + (dtype,) * (len(sizes) - 1)
         spare, self._spare = self._spare, None
-        if (type(spare) is buffer_type and spare.x_tm.dtype == dtype
-                and tuple(buffer.size for buffer in spare) == sizes):
+        if (type(spare) is buffer_type and tuple(buffer.size for buffer in spare) == sizes
+                and tuple(buffer.dtype for buffer in spare) == dtypes):
             return spare
-        return buffer_type._make([np.empty(size, dtype=dtype) for size in sizes])
+        return buffer_type._make([np.empty(size, dtype=dtype)
+                                  for size, dtype in zip(sizes, dtypes)])
 
     @staticmethod
-    def _gradient_buffers(h0, wx, T):
+    def _gradient_buffers(h0, wx, T, input_width=None):
         """dx (N, T, D), dh0 (N, H), dWx (D, G), dWh (H, G), db (G,), for a
-        backward kernel to write.  (``np.empty`` with the shape: ``empty_like``
-        costs more a call, which at the notebook's size adds up;
-        docs/tuning.md#python-layer-overheads.)"""
+        backward kernel to write; dx is (N, T, input_width) when given (0 after
+        a forward on token ids, whose wx is a table (V, G)).  (``np.empty`` with
+        the shape: ``empty_like`` costs more a call, which at the notebook's size
+        adds up; docs/tuning.md#python-layer-overheads.)"""
         N, H = h0.shape
         D, G = wx.shape
         dtype = wx.dtype
-        return (np.empty((N, T, D), dtype), np.empty((N, H), dtype), np.empty((D, G), dtype),
-                np.empty((H, G), dtype), np.empty(G, dtype))
+        dx_width = D if input_width is None else input_width
+        return (np.empty((N, T, dx_width), dtype), np.empty((N, H), dtype),
+                np.empty((D, G), dtype), np.empty((H, G), dtype), np.empty(G, dtype))
+
+    def _take_vector_meta(self):
+        """``_take_meta`` for ``backward``, which cannot follow ``forward_ids``."""
+        if isinstance(self.meta, IdsForwardState):
+            raise RuntimeError(f"{self.name}: the last forward was forward_ids; backpropagate "
+                               "it with backward_ids")
+        return self._take_meta()
+
+    # ------------------------------------------------------------ token ids input
+
+    def folds_embedding(self, vocab, rows, steps):
+        """Whether ``forward_ids`` folds an embedding of ``vocab`` rows into the input
+        projection for ``rows`` sequences of ``steps`` steps.  Only an LSTM on its full
+        path does (a tanh RNN's step forms project inside the time loop, the
+        recomputing path per piece), and only where the table is the cheaper: its
+        three GEMMs (E Wx forward; Wx's and E's gradients) have V rows where the
+        projection's three (x Wx, dA Wx^T, X^T dA) have N T; a vocabulary of at
+        most half the window's tokens leaves room for the lookups and scatters
+        (docs/tuning.md#folded-embedding)."""
+        return (self._folds_input and self._checkpoint_every == 0
+                and self._memory_budget is None and 2 * vocab <= rows * steps)
+
+    def forward_ids(self, ids, embedding, h0, c0=None):
+        """``forward(embedding[ids], h0[, c0])`` for the token ids (N, T) of an embedding
+        (V, D) -> h (N, T, H), backpropagated by ``backward_ids``.
+
+        Where ``folds_embedding`` says so, the embedding is folded into the input
+        projection: the layer computes the table E Wx (V, G) once and each step's
+        x_t Wx is a row of it, so the input GEMMs over all N T rows (and dx) are not
+        needed.  Same result up to rounding (the same products summed in another
+        order in the gradients).  c0 (N, H): an LSTM's initial cell state (zeros by
+        default; a tanh RNN takes none).
+        """
+        wx, _, _ = self._weights()
+        embedding = _checks.float_array("embedding", embedding, ("V", "D"),
+                                        (None, self.input_dim), wx.dtype)
+        V, D = embedding.shape
+        ids = _checks.index_array("ids", ids, ("N", "T"), (None, None), V)
+        N, T = ids.shape
+        if c0 is not None and self.gates_per_unit == 1:
+            raise TypeError(f"{self.name}: c0 given, but a tanh RNN has no cell state")
+        if self.folds_embedding(V, N, T):
+            h, inner = self._forward_folded(ids, embedding, wx, h0, c0)
+            self.meta = IdsForwardState(inner, embedding, wx, None)
+            return h
+        x = np.empty((N * T, D), dtype=wx.dtype)
+        embedding_forward(ids.reshape(-1), embedding, x)
+        h = self.forward(x.reshape(N, T, D), h0, *(() if c0 is None else (c0,)))
+        self.meta = IdsForwardState(self.meta, embedding, wx, ids.reshape(-1))
+        return h
+
+    def backward_ids(self, dh):
+        """dh (N, T, H) -> (d embedding (V, D), dh0 (N, H)) after ``forward_ids``;
+        fills ``grads``.  Repeated tokens' gradients add up in their row."""
+        state = self._take_meta()
+        if not isinstance(state, IdsForwardState):
+            self.meta = state
+            raise RuntimeError(f"{self.name}: backward_ids follows forward_ids; the last "
+                               "forward was forward (backpropagate it with backward)")
+        V, D = state.embedding.shape
+        dtype = state.embedding.dtype
+        dembedding = np.empty((V, D), dtype=dtype)
+        if state.ids is None:
+            dh0 = self._backward_folded(dh, state, dembedding)
+        else:
+            self.meta = state.inner
+            dx, dh0 = self.backward(dh)
+            embedding_backward(state.ids, dx.reshape(-1, D), dembedding)
+        return dembedding, dh0
 
     @staticmethod
     def _upstream(name, grad, shape, dtype):
@@ -285,7 +371,7 @@ class VanillaRNN(_RecurrentLayer):
 
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
-        state = self._take_meta()
+        state = self._take_vector_meta()
         N, H = state.h0.shape
         dh = self._upstream("dh", dh, (N, state.steps, H), state.wx.dtype)
         if isinstance(state, recompute.SegmentedState):
@@ -311,6 +397,7 @@ class LSTM(_RecurrentLayer):
     """
 
     gates_per_unit = 4
+    _folds_input = True
 
     def __init__(self, input_dim, h_dim, init_scale=0.02, name="lstm", dtype=np.float64,
                  checkpoint_every=0, memory_budget=None):
@@ -318,13 +405,49 @@ class LSTM(_RecurrentLayer):
                          memory_budget)
         self.final_c = None
 
+    def _forward_folded(self, ids, embedding, wx, h0, c0):
+        """``forward_ids``'s folded forward: (h (N, T, H), the kernel's state)."""
+        _, wh, b = self._weights()
+        N = ids.shape[0]
+        h0 = _checks.float_array("h0", h0, ("N", "H"), (N, self.h_dim), wx.dtype, cast=True)
+        if c0 is None:
+            c0 = np.zeros(h0.shape, h0.dtype)
+        else:
+            c0 = _checks.float_array("c0", c0, ("N", "H"), h0.shape, wx.dtype, cast=True)
+        V, D = embedding.shape
+        G = wx.shape[1]
+        table = np.empty((V, G), dtype=wx.dtype)
+        linear_forward(embedding, wx, np.zeros(G, wx.dtype), table, chunks_for(V, 2 * V * D * G))
+        h, self.final_c, inner = self._run(ids, h0, c0, table, wh, b)
+        return h, inner
+
+    def _backward_folded(self, dh, state, dembedding):
+        """``backward_ids`` after a folded forward: writes dembedding, returns dh0."""
+        inner = state.inner
+        N, H = inner.h0.shape
+        dtype = inner.wx.dtype
+        dh = self._upstream("dh", dh, (N, inner.steps, H), dtype)
+        _, dh0, _, dtable, dwh, db = self._backprop(dh, np.zeros((N, H), dtype), inner)
+        self._spare = inner.buffers  # see _state_buffers
+        (V, D), G = state.embedding.shape, dtable.shape[1]
+        dwx = np.empty((D, G), dtype=dtype)
+        linear_backward(state.embedding, state.wx, dtable, dembedding, dwx, np.empty(G, dtype),
+                        chunks_for(V, 4 * V * D * G))
+        self._set_weight_grads(dwx, dwh, db)
+        return dh0
+
     def _run(self, x, h0, c0, wx, wh, b):
-        N, T, D = x.shape
+        """The kernel's forward of x (N, T, D) with wx (D, 4H), or of token ids x
+        (N, T) with a table (V, 4H) in wx's place (see ``forward_ids``)."""
+        N, T = x.shape[0], x.shape[1]
+        ids = x.ndim == 2
+        D = 0 if ids else x.shape[2]  # (token ids: the input projection is a lookup)
         H = self.h_dim
         blocks = self._blocks(N, T, D)
         buffers = self._state_buffers(
-            LSTMBuffers, (T * N * D, T * N * 4 * H, (T + 1) * N * H, T * N * H, (T + 1) * N * H),
-            wx.dtype)
+            LSTMBuffers,
+            (T * N * max(D, 1), T * N * 4 * H, (T + 1) * N * H, T * N * H, (T + 1) * N * H),
+            wx.dtype, np.int64 if ids else None)
         h_out = np.empty((N, T, H), dtype=wx.dtype)
         c_last = np.empty((N, H), dtype=wx.dtype)
         form = choose_form("lstm", "forward", wx.dtype, H, T)
@@ -334,7 +457,8 @@ class LSTM(_RecurrentLayer):
 
     def _backprop(self, dh, dc_last, state):
         h0, wx, T, buffers = state.h0, state.wx, state.steps, state.buffers
-        dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T)
+        ids = buffers.x_tm.dtype.kind == "i"  # a forward on token ids: no dx
+        dx, dh0, dwx, dwh, db = self._gradient_buffers(h0, wx, T, 0 if ids else None)
         dc0 = np.empty(h0.shape, wx.dtype)
         form = choose_form("lstm", "backward", wx.dtype, h0.shape[1], T)
         lstm_backward(dh, dc_last, buffers.x_tm, wx, state.wh, buffers.gates, buffers.c,
@@ -379,7 +503,7 @@ class LSTM(_RecurrentLayer):
 
     def backward(self, dh):
         """dh (N, T, H) -> (dx (N, T, D), dh0 (N, H)); fills ``grads``."""
-        state = self._take_meta()
+        state = self._take_vector_meta()
         N, H = state.h0.shape
         dtype = state.wx.dtype
         dh = self._upstream("dh", dh, (N, state.steps, H), dtype)

@@ -21,7 +21,8 @@ down badly (see docs/tuning.md#chunk-major-buffers).
 """
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from ._jit import kernel, serial_and_parallel
 from .dispatch import NARROW_STEPS, PACKED_STEPS
@@ -373,11 +374,13 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, share
     parallel loop.  Writes the block's rows of dx (N, T, D) = dA Wx^T,
     batch-major, and the block's sums X^T dA (D, G), Hprev^T dA (H, G) and the
     column sums of dA (G,) over its steps: into dwx, dwh, db for block 0, into its
-    partials of ``weight_gradient_parts`` otherwise (see ``block_output``).  The
+    partials of ``weight_gradient_parts`` otherwise (see ``block_output``).  For
+    token ids (x_tm (T * N,) ints, wx a table (V, G), dx (N, T, 0)): no dx, and
+    dwx (V, G) gets the rows of dA summed by token (``input_gradient_block``).  The
     block is a run of steps [t0, t1) of one chunk, so its Hprev = h_t0 .. h_{t1-1}
     is one slice of the chunk's h.
     """
-    N, T, D = dx.shape
+    N, T = dx.shape[0], dx.shape[1]
     H = dwh.shape[0]
     G = wx.shape[1]
     p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
@@ -390,15 +393,114 @@ def weight_gradient_block(q, n_chunks, splits, x_tm, h, grad_pre, wx, own, share
         dwx_part[:] = 0.0
         dwh_part[:] = 0.0
         return
-    x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
     h_chunk = chunk_view(h, T + 1, N, p, n_chunks, H)
     grad_chunk = chunk_view(grad_pre, T, N, p, n_chunks, G)
     rows = grad_chunk[t0:t1].reshape((t1 - t0) * R, G)
-    wx_t = transposed_copy(wx) if own else shared_wx_t
-    dx_rows = np.dot(rows, wx_t)
-    for t in range(t0, t1):  # (no i // R, i % R per row: docs/tuning.md#column-sums)
-        for r in range(R):
-            copy_row(dx_rows[(t - t0) * R + r], dx[lo + r, t])
-    np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)
+    input_gradient_block(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1)
     np.dot(h_chunk[t0:t1].reshape((t1 - t0) * R, H).T, rows, dwh_part)
     add_column_sums(rows, db_part)
+
+
+# A recurrent layer's input comes either as vectors, x (N, T, D) floats with Wx
+# (D, G), or as token ids, x (N, T) ints with a lookup table (V, G) in Wx's place:
+# the rows of an embedding already multiplied by Wx (``E Wx``, see
+# ``fastrnn.layer_utils.LSTM.forward_ids``).  The projection of a step is then
+# one row of the table, and the gradient of the table is the rows of dA added up
+# by token, instead of the GEMMs x Wx, dA Wx^T and X^T dA.  The three functions
+# below take either; which one runs is fixed by x's type when a kernel compiles.
+# Chunk-major buffers keep their layout: the ids are stored like an input of
+# width 1 (x_tm (T * N,) ints).
+
+
+def input_projection_block(x, x_tm, wx, out, lead, q, n_chunks, splits):
+    """``project_input_block`` for vectors x (N, T, D), ``lookup_input_block`` for
+    token ids x (N, T) with a table (V, G) as wx."""
+    raise TypeError("only callable from compiled code")
+
+
+def input_backward_weights(x_tm, wx, wh, form):
+    """``backward_weights`` for a layer fed vectors; with token ids there is no
+    Wx^T to prepare (the table gets no transposed copy), only Wh^T's."""
+    raise TypeError("only callable from compiled code")
+
+
+def input_gradient_block(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1):
+    """The input's share of ``weight_gradient_block`` for the block of chunk p and
+    steps [t0, t1), whose rows of dA are ``rows`` ((t1 - t0) * R, G): for vectors,
+    the block's rows of dx (N, T, D) = dA Wx^T and its sum X^T dA (D, G) into
+    dwx_part; for token ids (dx (N, T, 0), written nothing), the rows of dA
+    summed by token into dwx_part (V, G), the block's gradient of the table."""
+    raise TypeError("only callable from compiled code")
+
+
+def _is_ids(x):
+    return isinstance(x, types.Array) and isinstance(x.dtype, types.Integer)
+
+
+@overload(input_projection_block, inline="always")
+def _input_projection_block(x, x_tm, wx, out, lead, q, n_chunks, splits):
+    if _is_ids(x):
+        return (lambda x, x_tm, wx, out, lead, q, n_chunks, splits:
+                lookup_input_block(x, x_tm, wx, out, lead, q, n_chunks, splits))
+    return (lambda x, x_tm, wx, out, lead, q, n_chunks, splits:
+            project_input_block(x, x_tm, wx, out, lead, q, n_chunks, splits))
+
+
+@overload(input_backward_weights, inline="always")
+def _input_backward_weights(x_tm, wx, wh, form):
+    if _is_ids(x_tm):
+        def from_ids(x_tm, wx, wh, form):
+            own = per_thread_copies(wh)
+            wh_t, wh_t_panels = shared_step_weights(wh, own, form, True)
+            return own, wh_t, wh_t_panels, no_weights(wx)[0]
+        return from_ids
+    return lambda x_tm, wx, wh, form: backward_weights(wx, wh, form)
+
+
+@overload(input_gradient_block, inline="always")
+def _input_gradient_block(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1):
+    if _is_ids(x_tm):
+        def from_ids(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1):
+            N, T = dx.shape[0], dx.shape[1]
+            lo, hi = chunk_bounds(p, n_chunks, N)
+            ids = x_tm[T * lo + t0 * (hi - lo):T * lo + t1 * (hi - lo)]
+            dwx_part[:] = 0.0
+            for i in range(ids.shape[0]):
+                target = dwx_part[ids[i]]
+                row = rows[i]
+                for k in range(row.shape[0]):
+                    target[k] += row[k]
+        return from_ids
+
+    def from_vectors(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1):
+        N, T, D = dx.shape
+        lo, hi = chunk_bounds(p, n_chunks, N)
+        R = hi - lo
+        x_chunk = chunk_view(x_tm, T, N, p, n_chunks, D)
+        wx_t = transposed_copy(wx) if own else shared_wx_t
+        dx_rows = np.dot(rows, wx_t)
+        for t in range(t0, t1):  # (no i // R, i % R per row: docs/tuning.md#column-sums)
+            for r in range(R):
+                copy_row(dx_rows[(t - t0) * R + r], dx[lo + r, t])
+        np.dot(x_chunk[t0:t1].reshape((t1 - t0) * R, D).T, rows, dwx_part)
+    return from_vectors
+
+
+@kernel
+def lookup_input_block(ids, ids_tm, table, out, lead, q, n_chunks, splits):
+    """Work block q of the input projection of a layer fed token ids: ids (N, T)
+    in [0, V), checked by the caller; ids_tm (T * N,) and out ((lead + T) * N * G,)
+    chunk-major.  Writes the block's ids into ids_tm (kept for the gradient) and
+    out at step lead + t = table[ids[:, t]], the rows of table (V, G).
+    Not inlined, like ``project_input_block``."""
+    N, T = ids.shape
+    G = table.shape[1]
+    p, lo, hi, t0, t1 = work_block(q, n_chunks, splits, N, T)
+    R = hi - lo
+    ids_chunk = ids_tm[T * lo:T * hi]
+    out_chunk = chunk_view(out, lead + T, N, p, n_chunks, G)
+    for t in range(t0, t1):
+        for r in range(R):
+            token = ids[lo + r, t]
+            ids_chunk[t * R + r] = token
+            copy_row(table[token], out_chunk[lead + t, r])

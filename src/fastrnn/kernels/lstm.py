@@ -29,7 +29,8 @@ from ._jit import kernel, serial_and_parallel
 from .activations import float_like, sigmoid, tanh
 from .blocked import (add_column_sums, add_partials, backward_weights, block_index,
                       chunk_bounds, chunk_step_weights, chunk_view, chunking, copy_row,
-                      per_thread_copies, project_input_block, shared_step_weights,
+                      input_backward_weights, input_projection_block, per_thread_copies,
+                      shared_step_weights,
                       step_out_columns, step_product, sum_weight_gradients, tiled,
                       transposed_copy, weight_gradient_block, weight_gradient_parts)
 
@@ -51,6 +52,9 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     ``form``: how each step's h_{t-1} Wh runs, an int of
     :class:`.dispatch.StepForm`: BLAS, PACKED or NARROW (narrow panels, which
     must cover 4H exactly; see :func:`.blocked.step_product`).
+    Token ids instead of vectors: x (N, T) ints in [0, V), wx a table (V, 4H)
+    whose row v is token v's input projection, x_tm (T * N,) ints
+    (``blocked.input_projection_block``).
     """
     N = x.shape[0]
     n_chunks, splits = chunking(n_blocks, N)
@@ -58,10 +62,10 @@ def lstm_forward(x, x_tm, h0, c0, wx, wh, b, gates, c, tanh_c, h, h_out, c_last,
     wh_blas, wh_panels = shared_step_weights(wh, own, form, False)
     if splits > 1:
         for q in prange(n_chunks * splits):
-            project_input_block(x, x_tm, wx, gates, 0, block_index(q), n_chunks, splits)
+            input_projection_block(x, x_tm, wx, gates, 0, block_index(q), n_chunks, splits)
     for p in prange(n_chunks):
         if splits == 1:
-            project_input_block(x, x_tm, wx, gates, 0, block_index(p), n_chunks, splits)
+            input_projection_block(x, x_tm, wx, gates, 0, block_index(p), n_chunks, splits)
         _forward_chunk(block_index(p), n_chunks, h0, c0, wh, own, wh_blas, wh_panels, b, gates,
                        c, tanh_c, h, h_out, c_last, form)
 
@@ -164,13 +168,15 @@ def lstm_backward(dh, dc_last, x_tm, wx, wh, gates, c, tanh_c, h, dx, dh0, dc0, 
     pre-activations (same layout).  Writes dx (N, T, D), dh0 and dc0 (N, H), and
     the weight gradients dwx (D, 4H), dwh (H, 4H), db (4H,).
     ``form`` as in ``lstm_forward``, for each step's dA Wh^T.
+    After a forward on token ids: dx (N, T, 0) is not written, and dwx (V, 4H)
+    gets the gradient of the table (``blocked.input_gradient_block``).
     """
     N, T, H = dh.shape
-    D = dx.shape[2]
+    D = dwx.shape[0]
     G = 4 * H
     n_chunks, splits = chunking(n_blocks, N)
     n_work = n_chunks * splits
-    own, wh_t, wh_t_packed, wx_t = backward_weights(wx, wh, form)
+    own, wh_t, wh_t_packed, wx_t = input_backward_weights(x_tm, wx, wh, form)
     dwx_parts, dwh_parts, db_parts = weight_gradient_parts(n_work, D, H, G, dwx.dtype)
     for p in prange(n_chunks):
         _backward_chunk(block_index(p), n_chunks, dh, dc_last, wh, own, wh_t, wh_t_packed, gates,

@@ -127,17 +127,23 @@ class LanguageModel:
         """The top layer's output (B, S, H) for tokens x int (B, S); h, c and dropout
         as in :meth:`forward`.  ``keep=False`` (no backward to come) lets each layer's
         forward state go as soon as the next layer has run."""
-        activations = self.embedding.forward(x)
         active = dropout is not None and dropout.rate > 0.0
         self._dropout_key = (dropout, step, first_stream) if active else None
+        embedding = self.params[self.embedding.w_name]
         for layer, cell in enumerate(self.cells):
             # The layer keeps its own copies of the initial states for backward, so
-            # h and c can be overwritten with the final states just below.
-            if self.is_lstm:
+            # h and c can be overwritten with the final states just below.  The first
+            # takes the token ids and the embedding (which it may fold into its input
+            # projection, see LSTM.forward_ids), the others the layer below's output.
+            if layer == 0:
+                activations = cell.forward_ids(x, embedding, h[0],
+                                               c[0] if self.is_lstm else None)
+            elif self.is_lstm:
                 activations = cell.forward(activations, h[layer], c[layer])
-                c[layer] = cell.final_c
             else:
                 activations = cell.forward(activations, h[layer])
+            if self.is_lstm:
+                c[layer] = cell.final_c
             if not keep:
                 cell.meta = None
             h[layer] = activations[:, -1]
@@ -145,8 +151,6 @@ class LanguageModel:
                 # In place, so the next layer's input is the only copy; backward
                 # regenerates the mask from its counter instead of storing it.
                 dropout.apply(activations, step, layer, first_stream)
-        if not keep:
-            self.embedding.meta = None
         return activations
 
     def backward(self, dscores):
@@ -159,8 +163,11 @@ class LanguageModel:
             if self._dropout_key is not None and layer < self.num_layers - 1:
                 dropout, step, first_stream = self._dropout_key
                 dropout.apply(dactivations, step, layer, first_stream)
-            dactivations, _ = self.cells[layer].backward(dactivations)
-        self.embedding.backward(dactivations)
+            if layer == 0:
+                dembedding, _ = self.cells[0].backward_ids(dactivations)
+                self.grads[self.embedding.w_name] = dembedding
+            else:
+                dactivations, _ = self.cells[layer].backward(dactivations)
 
     def loss_and_gradients(self, x, targets, h, c, dropout=None, step=0, first_stream=0,
                            rows=None):
