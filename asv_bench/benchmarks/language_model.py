@@ -1,10 +1,11 @@
-"""The notebook's language model: one training iteration, the softmax loss, sampling."""
+"""The notebook's language model: one training iteration, the softmax loss, sampling;
+and the first layer of fastrnn.lm's model, fed token ids."""
 
 import sys
 
 import numpy as np
 
-from fastrnn.layer_utils import temporal_softmax_loss
+from fastrnn.layer_utils import LSTM, temporal_softmax_loss, word_embedding
 from fastrnn.optim import Adam
 from fastrnn.rnn import LanguageModelRNN
 
@@ -46,6 +47,37 @@ class TrainStep:
 
     def peakmem_train_step(self, vocab, cell, dtype):
         self.time_train_step(vocab, cell, dtype)
+
+
+class FirstLayerFromIds:
+    """The first layer of ``fastrnn train``'s default model on one window of token ids,
+    forward + backward (N=32, T=64, D=64, H=256, float32): the embedding folded into
+    the input projection (``LSTM.forward_ids``, what training runs), against the
+    vectors looked up by the embedding layer and projected (``word_embedding`` then
+    ``LSTM.forward``)."""
+
+    params = ([100, 1000], ["folded", "looked up"])
+    param_names = ["vocabulary", "input"]
+
+    def setup(self, vocab, how):
+        rng = np.random.default_rng(0)
+        self.embedding = word_embedding(vocab, 64, dtype=np.float32)
+        self.layer = LSTM(64, 256, dtype=np.float32)
+        self.ids = rng.integers(vocab, size=(32, 64))
+        self.h0 = np.zeros((32, 256), np.float32)
+        self.dh = rng.standard_normal((32, 64, 256)).astype(np.float32)
+        assert self.layer.folds_embedding(vocab, 32, 64)  # else "folded" would not be
+        self.time_forward_backward(vocab, how)
+
+    def time_forward_backward(self, vocab, how):
+        if how == "folded":
+            self.layer.forward_ids(self.ids, self.embedding.params[self.embedding.w_name],
+                                   self.h0)
+            self.layer.backward_ids(self.dh)
+        else:
+            self.layer.forward(self.embedding.forward(self.ids), self.h0)
+            dx, _ = self.layer.backward(self.dh)
+            self.embedding.backward(dx)
 
 
 class SoftmaxLoss:

@@ -8,8 +8,9 @@ gradients are read and written directly by the kernels' blocks (no separate
 transposes).  Gate order along the ``4H`` axis is i, f, o, g.
 
 The input projection ``x Wx`` of all steps is one GEMM per work block before
-the forward loop, and the weight gradients are GEMMs after the backward loop
-(:func:`.blocked.weight_gradient_block`): inside the loops there is only the
+the forward loop (or, for token ids, a lookup of rows of a table E Wx:
+:func:`.blocked.input_projection_block`), and the weight gradients are GEMMs after
+the backward loop (:func:`.blocked.weight_gradient_block`): inside the loops there is only the
 recurrent GEMM and one fused elementwise pass per step.  Batch rows never
 interact inside a loop, so each chunk runs the whole sequence on its own thread
 with no synchronisation per step.  When there are as many work blocks as chunks,
