@@ -26,6 +26,7 @@ from numba.extending import overload
 
 from ._jit import kernel, serial_and_parallel
 from .dispatch import NARROW_STEPS, PACKED_STEPS
+from .embedding import embedding_backward
 from .packed import narrow_product, pack_narrow_panels, pack_panels, packed_product
 
 
@@ -464,12 +465,7 @@ def _input_gradient_block(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_c
             N, T = dx.shape[0], dx.shape[1]
             lo, hi = chunk_bounds(p, n_chunks, N)
             ids = x_tm[T * lo + t0 * (hi - lo):T * lo + t1 * (hi - lo)]
-            dwx_part[:] = 0.0
-            for i in range(ids.shape[0]):
-                target = dwx_part[ids[i]]
-                row = rows[i]
-                for k in range(row.shape[0]):
-                    target[k] += row[k]
+            embedding_backward(ids, rows, dwx_part)  # zeroes, then adds row i to ids[i]
         return from_ids
 
     def from_vectors(x_tm, rows, wx, own, shared_wx_t, dx, dwx_part, p, n_chunks, t0, t1):
