@@ -271,6 +271,28 @@ def test_the_probe_of_a_small_model_stops_after_probe_steps(corpus, monkeypatch)
     assert 0 < step_seconds < Trainer.PROBE_SECONDS and validation_seconds > 0
 
 
+def test_the_probe_takes_the_median_step_so_a_few_slow_steps_do_not_shorten_the_plan(
+        corpus, monkeypatch):
+    """Three of the probe's timed steps are made 0.2 s slower (a host's slow phase): the
+    step time it reports is a typical step's, far below the mean the slow ones give."""
+    calls = []
+    throwaway = Trainer._throwaway_step
+
+    def sometimes_slow(self, model, state):
+        calls.append(1)
+        if len(calls) in (2, 3, 4):  # the first three timed steps (call 1 is untimed)
+            time.sleep(0.2)
+        throwaway(self, model, state)
+
+    monkeypatch.setattr(Trainer, "_throwaway_step", sometimes_slow)
+    trainer = Trainer(model_for(corpus), corpus, TrainConfig(**{**FAST, "time_budget": 1e4}))
+    step_seconds, _ = trainer._probe()
+    timed = len(calls) - 1
+    assert timed >= 7  # enough steps that the median is a fast one
+    mean_at_least = 3 * 0.2 / timed
+    assert step_seconds < mean_at_least / 2
+
+
 # --------------------------------------------------------------------------------------------
 # The non-finite guard
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import dataclasses
 import math
 import os
 import signal
+import statistics
 import threading
 import time
 import warnings
@@ -240,7 +241,8 @@ class Trainer:
         state.optimizer.step()
 
     # The probe of a time-bounded schedule times training steps for this share of the
-    # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps): small models
+    # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps), and takes
+    # the median step: small models
     # need no second of probing, and the plan keeps a margin (BUDGET_PLAN_SHARE) for the
     # run's steps being slower than the probe's.
     PROBE_SHARE, PROBE_SECONDS, PROBE_STEPS = 0.01, 1.0, 20
@@ -276,12 +278,17 @@ class Trainer:
         state = TrainerState.fresh(model, self.config, len(self.streams))
         self._throwaway_step(model, state)  # first touch of the buffers: not timed
         probe_seconds = min(self.PROBE_SECONDS, self.PROBE_SHARE * self.config.time_budget)
-        steps, start = 0, time.perf_counter()
-        while steps < 3 or (steps < self.PROBE_STEPS
-                            and time.perf_counter() - start < probe_seconds):
+        durations, start = [], time.perf_counter()
+        while len(durations) < 3 or (len(durations) < self.PROBE_STEPS
+                                     and time.perf_counter() - start < probe_seconds):
+            began = time.perf_counter()
             self._throwaway_step(model, state)
-            steps += 1
-        step_seconds = (time.perf_counter() - start) / steps
+            durations.append(time.perf_counter() - began)
+        # The median, not the mean: a process's first steps are sometimes twice as slow
+        # as the rest (a shared host's slow phase), and a mean over them planned runs
+        # that then trained up to half their steps after the decay had ended
+        # (docs/quality_per_minute.md#schedule-probe).
+        step_seconds = statistics.median(durations)
         start = time.perf_counter()
         evaluate_streams(model, self._validation_window(), self.eval_window)
         windows = max(1, (self.validation.shape[1] - 1) // self.eval_window)
