@@ -242,9 +242,8 @@ class Trainer:
 
     # The probe of a time-bounded schedule times training steps for this share of the
     # budget, at most PROBE_SECONDS and PROBE_STEPS (and at least 3 steps), and takes
-    # the median step: small models
-    # need no second of probing, and the plan keeps a margin (BUDGET_PLAN_SHARE) for the
-    # run's steps being slower than the probe's.
+    # the median step: small models need no second of probing, and the plan keeps a
+    # margin (BUDGET_PLAN_SHARE) for the run's steps being slower than the probe's.
     PROBE_SHARE, PROBE_SECONDS, PROBE_STEPS = 0.01, 1.0, 20
 
     # A time budget's decay is planned to end after this share of the steps the probe
@@ -285,9 +284,8 @@ class Trainer:
             self._throwaway_step(model, state)
             durations.append(time.perf_counter() - began)
         # The median, not the mean: a process's first steps are sometimes twice as slow
-        # as the rest (a shared host's slow phase), and a mean over them planned runs
-        # that then trained up to half their steps after the decay had ended
-        # (docs/quality_per_minute.md#schedule-probe).
+        # as the rest (a shared host's slow phase), and a mean over them plans the decay
+        # to end far too early (docs/quality_per_minute.md#schedule-probe).
         step_seconds = statistics.median(durations)
         start = time.perf_counter()
         evaluate_streams(model, self._validation_window(), self.eval_window)
