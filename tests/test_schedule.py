@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -273,24 +274,28 @@ def test_the_probe_of_a_small_model_stops_after_probe_steps(corpus, monkeypatch)
 
 def test_the_probe_takes_the_median_step_so_a_few_slow_steps_do_not_shorten_the_plan(
         corpus, monkeypatch):
-    """Three of the probe's timed steps are made 0.2 s slower (a host's slow phase): the
-    step time it reports is a typical step's, far below the mean the slow ones give."""
+    """Three of the probe's timed steps take 0.21 s and the others 0.01 s on the trainer's
+    clock (a host's slow phase): the step time it reports is a typical step's, not the
+    mean, which the slow ones would make four times as long."""
+    import fastrnn.lm.trainer as trainer_module
+
+    now = [0.0]
     calls = []
-    throwaway = Trainer._throwaway_step
 
-    def sometimes_slow(self, model, state):
+    def step_on_the_fake_clock(self, model, state):
         calls.append(1)
-        if len(calls) in (2, 3, 4):  # the first three timed steps (call 1 is untimed)
-            time.sleep(0.2)
-        throwaway(self, model, state)
+        # call 1 is the untimed first touch; calls 2-4 are the first three timed steps
+        now[0] += 0.21 if len(calls) in (2, 3, 4) else 0.01
 
-    monkeypatch.setattr(Trainer, "_throwaway_step", sometimes_slow)
     trainer = Trainer(model_for(corpus), corpus, TrainConfig(**{**FAST, "time_budget": 1e4}))
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(Trainer, "_throwaway_step", step_on_the_fake_clock)
     step_seconds, _ = trainer._probe()
     timed = len(calls) - 1
-    assert timed >= 7  # enough steps that the median is a fast one
-    mean_at_least = 3 * 0.2 / timed
-    assert step_seconds < mean_at_least / 2
+    assert timed == Trainer.PROBE_STEPS  # 0.8 s of the clock: under PROBE_SECONDS
+    mean = (3 * 0.21 + (timed - 3) * 0.01) / timed
+    assert step_seconds == pytest.approx(0.01)
+    assert step_seconds < mean / 2
 
 
 # --------------------------------------------------------------------------------------------
