@@ -76,6 +76,35 @@ def test_a_chunked_training_step_equals_the_unchunked_one(corpus, cell, monkeypa
         whole.forward(x, *whole.zero_state(4)), targets)), rel=1e-13)
 
 
+def counted(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that counts its calls; returns the count list."""
+    calls, kernel = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(1) or kernel(*args))
+    return calls
+
+
+@pytest.mark.parametrize("above_bytes, segmented", [(RECOMPUTE_ABOVE_BYTES, False), (1, True)])
+def test_score_takes_the_full_path_unless_the_window_is_large(corpus, monkeypatch, above_bytes,
+                                                               segmented):
+    """A window whose full path stays under RECOMPUTE_ABOVE_BYTES is scored with the kernel
+    training runs (one compiled forward for both); a larger one segmented, storing only
+    states.  Both give the full path's loss and hits, and the layers' settings are left."""
+    import fastrnn.lm.model as lm_model
+    import fastrnn.recompute as recompute
+
+    model = model_for(corpus)
+    x, targets = corpus.ids[:120].reshape(4, 30), corpus.ids[1:121].reshape(4, 30)
+    expected = model.loss(model.forward(x, *model.zero_state(4)), targets)
+    model.set_recompute(7, rows=4, steps=30)
+    monkeypatch.setattr(lm_model, "RECOMPUTE_ABOVE_BYTES", above_bytes)
+    full = counted(monkeypatch, layer_utils, "lstm_forward")
+    pieces = counted(monkeypatch, recompute, "lstm_forward_states")
+    loss, hits = model.score(x, targets, *model.zero_state(4))
+    assert loss == pytest.approx(expected[0], rel=1e-13) and hits == expected[1]
+    assert (len(pieces) > 0, len(full) > 0) == (segmented, not segmented)
+    assert [cell.checkpoint_every for cell in model.cells] == [7, 7]
+
+
 def test_training_with_recomputation_reaches_the_same_parameters(corpus):
     """Long windows, two LSTM layers with dropout, float64: a few steps with every
     layer recomputing (K = 30: 14 segments a window; 'on' would make one segment of a

@@ -213,11 +213,12 @@ class LanguageModel:
         (B, S, V) scores; h, c as in :meth:`forward`."""
         # With no backward to come, the segmented forward costs no recomputation and
         # stores only states: a long validation window (often more rows than the
-        # training batch) stays as small as training's.
+        # training batch) stays as small as training's.  A window whose full path
+        # stays under RECOMPUTE_ABOVE_BYTES takes the full path: the kernels training
+        # compiled, so a first run compiles no second forward (docs/tuning.md#score-path).
         settings = [cell.checkpoint_every for cell in self.cells]
         try:
-            for cell in self.cells:
-                cell.checkpoint_every = "auto"
+            self.set_recompute("auto", *x.shape)
             top = self._hidden(x, h, c, keep=False)
         finally:
             for cell, setting in zip(self.cells, settings):
