@@ -517,3 +517,38 @@ def test_recipe_by_steps_runs_the_torch_script_for_its_steps():
         (step, float(net.output.bias.detach().abs().sum()))))
     assert [step for step, _ in seen] == [1, 2, 3, 4]
     assert len({value for _, value in seen}) == 4
+
+
+def test_compile_profile_nests_each_callee_under_the_kernel_that_compiled_it():
+    """Two fresh functions, one calling the other: the listener sees the callee compile
+    inside its caller, and the tree puts it under the caller with less time."""
+    import numba
+    from numba.core import event
+
+    script = load(BENCH_DIR / "compile_profile.py")
+
+    @numba.njit
+    def callee(x):
+        return x * 2.0
+
+    @numba.njit
+    def caller(x):
+        return callee(x) + 1.0
+
+    listener = script.compile_listener()
+    with event.install_listener("numba:compile", listener):
+        assert caller(1.5) == 4.0
+    (name, seconds, children), = script.as_tree(listener.done)
+    assert name.endswith("caller") and [child[0].split(".")[-1] for child in children] == ["callee"]
+    assert 0 < children[0][1] < seconds
+    lines = script.tree_lines([(name, seconds, children)])
+    assert lines[0].endswith(name) and lines[1].endswith("  " + children[0][0])
+
+
+def test_compile_profile_refuses_to_run_beside_imported_kernels():
+    """Its fresh cache would not reach kernels imported before it: it says so."""
+    import fastrnn.kernels  # noqa: F401
+
+    script = load(BENCH_DIR / "compile_profile.py")
+    with pytest.raises(SystemExit):
+        script.main([])
