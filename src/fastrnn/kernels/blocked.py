@@ -98,8 +98,8 @@ def transposed_copy(a):
 
 
 # Compiled once, not inlined: it runs once per call, and inlined, every kernel and
-# time loop compiled the packing code of all three forms.  (step_product and
-# narrow_product stay inlined: they run at every step.)
+# time loop compiled the packing code of all three forms.  (step_product stays
+# inlined; the products it calls are functions of their own.)
 @kernel
 def step_weights(w, form, transpose):
     """(w_blas, w_panels) for ``step_product`` of ``form`` with B = w, or w.T when

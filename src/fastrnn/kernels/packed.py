@@ -83,7 +83,7 @@ def pack_narrow_panels(w, transpose):
 @kernel
 def _pack(w, transpose, NR):
     """Both kinds of panels, compiled once for both (inlined, a cold first LSTM
-    forward+backward compiled it twice: docs/tuning.md#narrow-product-inlined)."""
+    forward+backward compiled it twice: docs/tuning.md#narrow-product)."""
     K, M = (w.shape[1], w.shape[0]) if transpose else w.shape
     P = (M + NR - 1) // NR
     panels = np.empty((P, K, NR), dtype=w.dtype)
@@ -273,13 +273,13 @@ def narrow_affine(a, b, panels, bias_panels, out):
     _narrow_pass(a, b, panels, bias_panels, True, out)
 
 
-@kernel(inline="always")
+@kernel
 def narrow_product(rows, panels, out):
     """out (R, P * NR) = rows (R, K) @ B, with B packed by ``pack_narrow_panels``
     (columns past M come out 0; out's rows must be contiguous).  Checks as
-    ``narrow_affine``.  Inlined into each time loop, which costs compile time
-    (see kernels.blocked.step_weights) but not a call per step, which shows at
-    the notebook's size (docs/tuning.md#narrow-product-inlined)."""
+    ``narrow_affine``.  A function of its own, as ``packed_product``: inlined, every
+    time loop that may run it compiled it again, several seconds each, and the call
+    per step does not show at the notebook's size (docs/tuning.md#narrow-product)."""
     _narrow_pass(rows, rows[:, :0], panels, panels[:, :1], False, out)
 
 
